@@ -1,0 +1,1 @@
+"""A local sandbox "production host": throwaway sshd, MariaDB, the todobox app under supervisord."""
