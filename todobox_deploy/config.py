@@ -8,7 +8,7 @@ a key in the app's env file on the target, or a prompt.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -114,12 +114,14 @@ def _section(name: str, raw: Any, base: Path) -> Any:
     cls = _SECTIONS[name]
     if not isinstance(raw, dict):
         raise ConfigError(f"[{name}] is missing or is not a table")
-    fields = cls.__dataclass_fields__
-    unknown = sorted(set(raw) - set(fields))
+    if name == "database" and "password" in raw:
+        raise ConfigError(
+            "[database] must not hold a password: use password_env, password_env_file_key or password_prompt"
+        )
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(unknown)}; known: {', '.join(fields)}")
-    if name == "database" and "password" in raw:  # pragma: no cover - caught by the unknown-key check
-        raise ConfigError("[database] must not hold a password")
+        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(unknown)}; known: {', '.join(known)}")
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key in _PATH_KEYS:
@@ -136,26 +138,33 @@ def _section(name: str, raw: Any, base: Path) -> Any:
     try:
         obj = cls(**values)
     except TypeError as exc:
-        missing = [k for k, f in fields.items() if k not in values and f.default is f.default_factory]
+        required = [k for k, f in known.items() if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if k not in values]
         raise ConfigError(f"[{name}] is missing required key(s): {', '.join(missing) or exc}") from None
     _check_types(name, obj)
     return obj
 
 
+_KIND_CHECKS: dict[str, tuple[str, Any]] = {
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "int | None": ("an integer", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
+    "float": ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "str | None": ("a string", lambda v: v is None or isinstance(v, str)),
+    "ServiceManager": ("a string", lambda v: isinstance(v, str)),
+    "Compression": ("a string", lambda v: isinstance(v, str)),
+}
+
+
 def _check_types(name: str, obj: Any) -> None:
-    for key, f in obj.__dataclass_fields__.items():
-        value = getattr(obj, key)
-        kind = str(f.type)
-        if kind.startswith("int") and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise ConfigError(f"[{name}] {key} must be an integer, got {value!r}")
-        if kind == "int | None" and value is not None and not isinstance(value, int):
-            raise ConfigError(f"[{name}] {key} must be an integer, got {value!r}")
-        if kind == "str" and not isinstance(value, str):
-            raise ConfigError(f"[{name}] {key} must be a string, got {value!r}")
-        if kind == "bool" and not isinstance(value, bool):
-            raise ConfigError(f"[{name}] {key} must be true or false, got {value!r}")
-        if kind == "str" and ("\n" in value or "\x00" in value):
-            raise ConfigError(f"[{name}] {key} must not contain a newline or NUL")
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        check = _KIND_CHECKS.get(str(f.type))
+        if check and not check[1](value):
+            raise ConfigError(f"[{name}] {f.name} must be {check[0]}, got {value!r}")
+        if isinstance(value, str) and ("\n" in value or "\x00" in value):
+            raise ConfigError(f"[{name}] {f.name} must not contain a newline or NUL")
     if name == "app":
         if obj.service_manager not in ("systemd", "supervisor", "command"):
             raise ConfigError("[app] service_manager must be one of systemd, supervisor, command")

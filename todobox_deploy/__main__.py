@@ -1,0 +1,5 @@
+import sys
+
+from todobox_deploy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,86 @@
+"""Build the command that runs the Flask CLI (``flask db ...``) on the target in the app's environment.
+
+The app's env file holds the DB password, so it is never sourced by a shell (that would put the password
+in the initial environment, readable in ``/proc/PID/environ``) nor put on a command line. A tiny Python
+bootstrap reads the file inside the interpreter, sets ``os.environ`` (which does not change the process's
+initial environment block) and then hands over to ``flask.cli.main``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import posixpath
+import shlex
+from collections.abc import Sequence
+
+from todobox_deploy.config import AppConfig
+from todobox_deploy.engine.credentials import parse_env_file
+
+# Runs on the target: the env-file parser is this project's own, shipped as source so there is one copy.
+_BOOTSTRAP = (
+    "from __future__ import annotations\nimport os, sys\n"
+    + inspect.getsource(parse_env_file)
+    + """
+env_file, flask_app = sys.argv[1], sys.argv[2]
+if env_file:
+    with open(env_file, encoding="utf-8") as fh:
+        os.environ.update(parse_env_file(fh.read()))
+if flask_app:
+    os.environ["FLASK_APP"] = flask_app
+sys.argv = ["flask", *sys.argv[4:]]
+from flask.cli import main
+main()
+"""
+)
+
+
+def app_python(app: AppConfig) -> str:
+    """The target interpreter: the venv's python when a venv is set and python is left at its default."""
+    if app.venv and app.python in ("python", "python3"):
+        return posixpath.join(app.venv, "bin", "python")
+    return app.python
+
+
+def flask_command(app: AppConfig, args: Sequence[str]) -> str:
+    """Shell text for ``cd APP && flask ARGS`` with the app's env file loaded, unbuffered, nothing secret."""
+    for arg in args:
+        if "\n" in arg or "\x00" in arg:
+            raise ValueError(f"flask argument must not contain a newline or NUL: {arg!r}")
+    argv = [
+        "env",
+        "PYTHONUNBUFFERED=1",
+        app_python(app),
+        "-c",
+        _BOOTSTRAP,
+        app.env_file or "",
+        app.flask_app or "",
+        "--",
+        *args,
+    ]
+    return f"cd -- {shlex.quote(app.path)} && exec {shlex.join(argv)}"
+
+
+def parse_history_heads(lines: Sequence[str]) -> list[str]:
+    """Revisions marked ``(head)`` in ``flask db history`` output (``A -> B (head), message``)."""
+    heads: list[str] = []
+    for line in lines:
+        left, sep, _ = line.partition(",")
+        if "->" not in left:
+            continue
+        target = left.split("->", 1)[1].strip()
+        rev = target.split()[0] if target else ""
+        if "(head)" in target and rev and rev not in heads:
+            heads.append(rev)
+    return heads
+
+
+def parse_history_revisions(lines: Sequence[str]) -> list[str]:
+    """Every revision named on the right of ``->`` in ``flask db history`` output, newest first."""
+    revs: list[str] = []
+    for line in lines:
+        left = line.partition(",")[0]
+        if "->" in left:
+            target = left.split("->", 1)[1].split()
+            if target:
+                revs.append(target[0])
+    return revs

@@ -1,0 +1,16 @@
+"""The automated phases, by the phase id the checklist names them with."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from todobox_deploy.engine.events import OutputSink, PhaseOutcome
+from todobox_deploy.engine.phases.db_check import db_check
+from todobox_deploy.engine.session import DeploySession
+
+PhaseFn = Callable[[DeploySession, OutputSink, threading.Event], PhaseOutcome]
+
+PHASES: dict[str, PhaseFn] = {
+    "db_check": db_check,
+}

@@ -1,0 +1,101 @@
+"""Checklist step 4, "Check Database Before Migration": schema and Alembic evidence, read-only."""
+
+from __future__ import annotations
+
+import threading
+
+from todobox_deploy.db.schema import SchemaFacts, inspect_schema, quote_ident
+from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
+from todobox_deploy.engine.flask_cli import flask_command, parse_history_heads, parse_history_revisions
+from todobox_deploy.engine.session import DeploySession
+
+
+def _show(sink: OutputSink, title: str, lines: list[str]) -> None:
+    sink("info", [f"$ {title}"])
+    sink("stdout", lines)
+
+
+def db_check(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+    """DESCRIBE the table, check the column and index, read alembic_version, run flask db history."""
+    cfg = session.config
+    mig, db = cfg.migration, cfg.database
+    sink("info", [f"connecting to {cfg.target.host} over SSH; database {db.name} at {db.host}:{db.port}"])
+    conn = session.open_db()
+    try:
+        facts = inspect_schema(conn, db.name, mig.table, mig.column)
+    finally:
+        conn.close()
+    sink("info", [f"server version {facts.server_version}"])
+    table = f"{quote_ident(db.name)}.{quote_ident(mig.table)}"
+    _show(sink, f"DESCRIBE {table};", facts.describe.render())
+    _show(
+        sink,
+        f"SELECT COLUMN_NAME ... FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME='{mig.table}'"
+        f" AND COLUMN_NAME='{mig.column}';",
+        facts.column_rows.render(),
+    )
+    _show(sink, f"SHOW INDEX FROM {table} WHERE Column_name='{mig.column}';", facts.index_rows.render())
+    if facts.alembic_table_exists:
+        _show(sink, "SELECT * FROM alembic_version;", [*(f"  {v}" for v in facts.alembic_versions)])
+    else:
+        sink("stderr", ["alembic_version table is missing: the database is not under Flask-Migrate"])
+    if cancel.is_set():
+        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled before flask db history")
+
+    history: list[str] = []
+
+    def tee(stream: str, lines: list[str]) -> None:
+        if stream == "stdout":
+            history.extend(lines)
+        sink(stream, lines)  # type: ignore[arg-type]
+
+    sink("info", ["$ flask db history"])
+    status = session.connection.run(
+        flask_command(cfg.app, ["db", "history"]), tee, cancel=cancel, secrets=session.secrets
+    )
+    return _conclude(session, facts, status, history)
+
+
+def _conclude(session: DeploySession, facts: SchemaFacts, status: int, history: list[str]) -> PhaseOutcome:
+    mig = session.config.migration
+    heads = parse_history_heads(history)
+    revisions = parse_history_revisions(history)
+    index_ok = facts.unique_index_present(mig.index)
+    facts_kv = (
+        ("alembic_version", ", ".join(facts.alembic_versions) or "(none)"),
+        (f"{mig.table}.{mig.column}", "present" if facts.column_present else "MISSING"),
+        (f"unique index {mig.index or ''}".strip(), "present" if index_ok else "MISSING"),
+        ("history heads", ", ".join(heads) or "(none)"),
+        ("expected head", mig.expected_head),
+        ("server", facts.server_version),
+    )
+    problems: list[str] = []
+    warnings: list[str] = []
+    if status != 0:
+        problems.append(f"flask db history exited with status {status}")
+    if not facts.table_exists:
+        problems.append(f"table {mig.table} does not exist in {facts.database}")
+    if len(facts.alembic_versions) > 1:
+        problems.append(f"alembic_version has {len(facts.alembic_versions)} rows: multiple heads applied")
+    if not facts.alembic_table_exists or not facts.alembic_versions:
+        problems.append("no alembic_version row: the database is not stamped")
+    if len(heads) > 1:
+        problems.append(f"the migration history has multiple heads: {', '.join(heads)}")
+    if status == 0 and mig.expected_head not in revisions:
+        warnings.append(
+            f"migration {mig.expected_head} is not in flask db history: deploy the new code first (step 2)"
+        )
+    current = facts.alembic_version
+    if current and status == 0 and revisions and current not in revisions:
+        problems.append(f"alembic_version {current} is not a revision the code knows")
+    state = (
+        f"alembic_version {current or '?'}; {mig.table}.{mig.column} "
+        f"{'present' if facts.column_present else 'MISSING'}; index {'present' if index_ok else 'MISSING'}"
+    )
+    if problems:
+        return PhaseOutcome(PhaseStatus.FAILED, "; ".join([state, *problems]), facts_kv)
+    if warnings:
+        return PhaseOutcome(PhaseStatus.WARNING, "; ".join([state, *warnings]), facts_kv)
+    if current == mig.expected_head and facts.column_present and index_ok:
+        return PhaseOutcome(PhaseStatus.OK, state + "; already migrated", facts_kv)
+    return PhaseOutcome(PhaseStatus.OK, state + f"; upgrade to {mig.expected_head} needed", facts_kv)
