@@ -1,0 +1,232 @@
+"""Detached runs: a command that survives link drops, followed by byte offset across reconnects.
+
+On the host, per run id, a directory (default ``~/.cache/todobox-deploy/runs/<run_id>/``, mode 0700):
+``lock`` (flock held by the wrapper while the job runs), ``started``, ``pid`` (the wrapper, a session
+leader: its process group is the job), ``log`` (stdout+stderr), ``rc`` (written atomically at the end).
+Stdin, if any (e.g. a MySQL option file), goes through a FIFO that is unlinked once opened: never on disk.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from todobox_deploy.engine.events import OutputSink, Stream
+
+from .errors import (
+    CommandCancelled,
+    CommandKilled,
+    HostUnreachable,
+    LinkLost,
+    RemoteError,
+    RunLocked,
+    RunStateUnknown,
+    UnsafeArgument,
+)
+from .lines import LineBatcher
+from .secrets import Secrets
+from .stream import run_on_channel
+
+if TYPE_CHECKING:
+    from .connection import SshConnection
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+MAX_STDIN = 60 * 1024  # fits a pipe buffer, so the launch never waits for the job to read
+
+_PRELUDE = "root=${1:-$HOME/.cache/todobox-deploy/runs}; d=$root/$2\n"
+
+_WRAPPER = r"""
+d=$1; job=$2
+echo $$ > "$d/pid"
+trap ':' TERM INT HUP
+if [ "$3" = 1 ]; then exec 8< "$d/stdin"; rm -f -- "$d/stdin"; else exec 8< /dev/null; fi
+env PYTHONUNBUFFERED=1 bash -o pipefail -c "$job" >> "$d/log" 2>&1 <&8 8<&- 9>&-
+rc=$?
+printf '%s\n' "$rc" > "$d/rc.tmp" && mv -f -- "$d/rc.tmp" "$d/rc"
+"""
+
+_LAUNCH = (
+    _PRELUDE
+    + r"""job=$3; has_stdin=$4
+umask 077
+mkdir -p -- "$d" || exit 70
+exec 9>> "$d/lock"
+flock -n 9 || { echo "run $2 is already running on this host (lock $d/lock is held)" >&2; exit 75; }
+if [ -e "$d/started" ]; then
+  if [ -e "$d/rc" ]; then echo "run $2 already finished with exit code $(cat "$d/rc")" >&2; exit 76; fi
+  echo "run $2 was started before and left no exit code" >&2; exit 77
+fi
+: > "$d/log"; rm -f -- "$d/stdin" "$d/rc" "$d/pid"
+if [ "$has_stdin" = 1 ]; then mkfifo -m 600 -- "$d/stdin" || exit 70; fi
+date -u +%FT%TZ > "$d/started"
+setsid -f bash -c WRAPPER todobox-run "$d" "$job" "$has_stdin" < /dev/null > /dev/null 2>&1 || exit 70
+if [ "$has_stdin" = 1 ]; then
+  timeout 30 cat > "$d/stdin" || { echo "could not hand stdin to run $2" >&2; exit 71; }
+fi
+exit 0
+""".replace("WRAPPER", shlex.quote(_WRAPPER))
+)
+
+_FOLLOW = (
+    _PRELUDE
+    + r"""off=$3
+[ -e "$d/started" ] || { echo "there is no run $2 on this host" >&2; exit 78; }
+tail -c +$((off + 1)) -F -- "$d/log" 2> /dev/null & t=$!
+state=0
+while [ ! -e "$d/rc" ]; do
+  if flock -n "$d/lock" true; then [ -e "$d/rc" ] || state=77; break; fi
+  sleep 0.2
+done
+sleep 0.2; kill $t 2> /dev/null; wait $t 2> /dev/null
+exit $state
+"""
+)
+
+_STATE = (
+    _PRELUDE
+    + r"""
+if [ ! -e "$d/started" ]; then echo absent
+elif [ -e "$d/rc" ]; then echo "finished $(cat "$d/rc") $(stat -c %s -- "$d/log")"
+elif ! flock -n "$d/lock" true; then echo "running $(stat -c %s -- "$d/log")"
+else echo unknown
+fi
+"""
+)
+
+_CATCH_UP = _PRELUDE + 'tail -c +$(($3 + 1)) -- "$d/log"\n'
+_KILL = _PRELUDE + '[ -e "$d/rc" ] || kill -"$3" -- -"$(cat -- "$d/pid")" 2> /dev/null; exit 0\n'
+
+
+def _with_args(body: str, *args: str) -> str:
+    return "set -- " + shlex.join(args) + "\n" + body
+
+
+class DetachedRun:
+    """One run id on the host. ``launch_and_follow`` starts it; ``follow`` re-attaches."""
+
+    def __init__(self, conn: SshConnection, run_id: str) -> None:
+        if not _RUN_ID.match(run_id):
+            raise UnsafeArgument(f"run id {run_id!r} must be letters, digits, '.', '_' or '-' (not first)")
+        self.conn, self.run_id = conn, run_id
+        self.root = conn.run_root or ""
+        self.offset = 0
+
+    def _script(self, body: str, *args: str) -> str:
+        return _with_args(body, self.root, self.run_id, *args)
+
+    def state(self) -> tuple[str, int | None, int | None]:
+        """("absent"|"running"|"finished"|"unknown", exit code, log size)."""
+        res = self.conn.capture(self._script(_STATE))
+        parts = res.stdout.split()
+        if res.exit_status != 0 or not parts:
+            raise RemoteError(f"cannot read the state of run {self.run_id}: {res.stderr.strip()}")
+        if parts[0] == "finished":
+            return "finished", int(parts[1]), int(parts[2])
+        if parts[0] == "running":
+            return "running", None, int(parts[1])
+        return parts[0], None, None
+
+    def launch(self, script: str, *, stdin: bytes | None = None) -> None:
+        if stdin is not None and len(stdin) > MAX_STDIN:
+            raise UnsafeArgument(f"stdin for a detached run is limited to {MAX_STDIN} bytes")
+        res = self.conn.capture(self._script(_LAUNCH, script, "1" if stdin is not None else "0"), stdin=stdin)
+        msg = res.stderr.strip()
+        if res.exit_status == 75:
+            raise RunLocked(f"{msg}; a second launch was refused. Re-attach to it instead.")
+        if res.exit_status == 76:
+            raise RunLocked(f"{msg}; it is not run again. Use a new run id, or re-attach to read its output.")
+        if res.exit_status == 77:
+            raise RunStateUnknown(
+                f"{msg}: it may have crashed or the host rebooted. Check on the host; "
+                "it is never re-run automatically."
+            )
+        if res.exit_status != 0:
+            raise RemoteError(f"could not launch run {self.run_id} (exit {res.exit_status}): {msg}")
+
+    def cancel(self, sig: str = "TERM") -> None:
+        """Signal the run's process group (the wrapper survives and records the exit code)."""
+        self.conn.capture(self._script(_KILL, sig))
+
+    def launch_and_follow(
+        self,
+        script: str,
+        sink: OutputSink,
+        *,
+        cancel: threading.Event | None = None,
+        stdin: bytes | None = None,
+        secrets: Secrets | None = None,
+    ) -> int:
+        try:
+            self.launch(script, stdin=stdin)
+        except (LinkLost, CommandKilled):
+            # did it start? only the host knows; never launch twice
+            self.conn.reconnect()
+            if self.state()[0] == "absent":
+                raise
+        return self.follow(sink, offset=0, cancel=cancel, secrets=secrets)
+
+    def follow(
+        self,
+        sink: OutputSink,
+        *,
+        offset: int = 0,
+        cancel: threading.Event | None = None,
+        secrets: Secrets | None = None,
+    ) -> int:
+        """Stream the log from ``offset`` until the run ends; survive drops; return the host's exit code."""
+        self.offset = offset
+        batcher = LineBatcher(sink, secrets)
+        cancelled = False
+
+        def on_data(stream: Stream, data: bytes) -> None:
+            if stream == "stdout":
+                self.offset += len(data)
+                batcher.feed("stdout", data)
+            else:
+                batcher.feed("stderr", data)
+
+        def tick() -> None:
+            nonlocal cancelled
+            batcher.maybe_flush()
+            if cancel is not None and cancel.is_set() and not cancelled:
+                cancelled = True
+                batcher.message("info", f"cancelling run {self.run_id}")
+                self.cancel()
+
+        try:
+            while True:
+                try:
+                    t = self.conn.transport()
+                    rc = run_on_channel(
+                        t,
+                        self._script(_FOLLOW, str(self.offset)),
+                        on_data,
+                        tick=tick,
+                        link_state=self.conn.link_state,
+                    )
+                    if rc == 78:
+                        raise RemoteError(f"there is no run {self.run_id} on the host")
+                    status, code, size = self.state()
+                    if size is not None and size > self.offset:
+                        run_on_channel(t, self._script(_CATCH_UP, str(self.offset)), on_data)
+                    if rc == 77 or status == "unknown":
+                        raise RunStateUnknown(
+                            f"run {self.run_id} is not running and left no exit code (killed, or the host "
+                            "rebooted); check on the host. It is never re-run automatically."
+                        )
+                    if status == "finished" and code is not None:
+                        if cancelled:
+                            raise CommandCancelled(f"run {self.run_id} was cancelled (exit code {code})")
+                        return code
+                except (LinkLost, HostUnreachable, CommandKilled) as exc:
+                    batcher.message(
+                        "info", f"link lost ({exc}); reconnecting to re-attach at byte {self.offset}"
+                    )
+                    self.conn.reconnect(notify=lambda m: batcher.message("info", m))
+                    batcher.message("info", f"re-attached to run {self.run_id} at byte {self.offset}")
+                    time.sleep(0)
+        finally:
+            batcher.close()

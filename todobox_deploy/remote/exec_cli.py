@@ -1,0 +1,128 @@
+"""``todobox-deploy exec --config FILE [--detached] -- COMMAND...``: one command on the target."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import secrets as pysecrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from todobox_deploy.engine.events import Stream
+
+from .errors import (
+    AuthenticationFailed,
+    CommandCancelled,
+    CommandKilled,
+    ConfigProblem,
+    HostKeyError,
+    HostKeyInfo,
+    HostUnreachable,
+    LinkLost,
+    RemoteError,
+)
+
+CONNECTION_FAILED = 255
+
+
+def add_exec_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "exec",
+        help="run one command on the target over SSH and exit with its exit code",
+        description="Run COMMAND on the deploy target. Exit code = the remote exit code; 255 when the "
+        "connection, host key or authentication fails.",
+    )
+    p.add_argument("--config", required=True, type=Path, help="deploy config (TOML)")
+    p.add_argument(
+        "--detached",
+        action="store_true",
+        help="run detached on the host (survives link drops; output re-attached by offset)",
+    )
+    p.add_argument("--run-id", help="run id for --detached (default: generated)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p.set_defaults(func=run_exec_command)
+    return p
+
+
+def _confirm_on_tty(info: HostKeyInfo) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    print(
+        f"The authenticity of {info.host} port {info.port} cannot be established.\n"
+        f"{info.key_type} key fingerprint is {info.fingerprint}.\n"
+        "Compare it with `ssh-keygen -lf` on the server's console.",
+        file=sys.stderr,
+    )
+    answer = input("Type 'yes' to trust and pin this key: ")
+    return answer.strip() == "yes"
+
+
+def _passphrase_on_tty(path: Path) -> str | None:
+    if not sys.stdin.isatty():
+        return None
+    return getpass.getpass(f"Passphrase for {path}: ")
+
+
+def _sink(stream: Stream, lines: list[str]) -> None:
+    out = sys.stderr if stream != "stdout" else sys.stdout
+    out.write("".join(line + "\n" for line in lines))
+    out.flush()
+
+
+def run_exec_command(args: argparse.Namespace) -> int:
+    from todobox_deploy.config import ConfigError, load_config
+
+    from .connection import SshConnection
+
+    argv = list(args.command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        print("exec: no command given (usage: exec --config FILE -- COMMAND...)", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"exec: {exc}", file=sys.stderr)
+        return 2
+    conn = SshConnection(cfg.target, confirm_host_key=_confirm_on_tty, passphrase=_passphrase_on_tty)
+    try:
+        conn.connect()
+        for warning in conn.warnings:
+            print(f"exec: warning: {warning}", file=sys.stderr)
+        if args.detached:
+            run_id = args.run_id or time.strftime("exec-%Y%m%dT%H%M%S-") + pysecrets.token_hex(3)
+            print(f"exec: detached run id {run_id}", file=sys.stderr)
+            return conn.run_detached(run_id, argv, _sink)
+        return conn.run(argv, _sink)
+    except (HostKeyError, HostUnreachable, AuthenticationFailed, ConfigProblem, LinkLost) as exc:
+        print(f"exec: {exc}", file=sys.stderr)
+        return CONNECTION_FAILED
+    except CommandKilled as exc:
+        print(f"exec: {exc}", file=sys.stderr)
+        return CONNECTION_FAILED
+    except CommandCancelled as exc:
+        print(f"exec: {exc}", file=sys.stderr)
+        return 130
+    except RemoteError as exc:
+        print(f"exec: {exc}", file=sys.stderr)
+        return CONNECTION_FAILED
+    except KeyboardInterrupt:
+        print("exec: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry for testing: ``python -m todobox_deploy.remote.exec_cli exec --config ...``."""
+    parser = argparse.ArgumentParser(prog="todobox-deploy")
+    add_exec_parser(parser.add_subparsers(dest="cmd", required=True))
+    ns = parser.parse_args(argv)
+    return int(ns.func(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Run one command on an open channel: drain stdout and stderr together, report the exact outcome."""
+
+from __future__ import annotations
+
+import re
+import select
+import shlex
+import threading
+import time
+from collections.abc import Callable
+
+import paramiko
+
+from todobox_deploy.engine.events import Stream
+
+from .errors import CommandCancelled, CommandKilled, LinkLost
+
+CHUNK = 1 << 20
+PID_MARK = b"__todobox_pid__="
+_PID_LINE = re.compile(rb"__todobox_pid__=(\d+)\n")
+
+DataCallback = Callable[[Stream, bytes], None]
+KillGroup = Callable[[int, str], None]
+
+
+class CommandTimedOut(CommandCancelled):
+    """The command ran longer than its timeout and was stopped."""
+
+
+def wrap_command(script: str) -> str:
+    """The exec string sent to sshd (run by the login shell).
+
+    The login shell is the session leader (sshd calls setsid), so the pid it prints is the
+    process group a cancel kills. ``PYTHONUNBUFFERED=1`` goes through ``env``, not channel env
+    (sshd drops variables not in AcceptEnv without an error).
+    """
+    inner = shlex.join(["env", "PYTHONUNBUFFERED=1", "bash", "-o", "pipefail", "-c", script])
+    return f"echo {PID_MARK.decode()}$$; exec {inner}"
+
+
+class _PidFilter:
+    """Strips the pid line that ``wrap_command`` prints first on stdout."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._buf: bytes | None = b""
+
+    def feed(self, data: bytes) -> bytes:
+        if self._buf is None:
+            return data
+        self._buf += data
+        m = _PID_LINE.match(self._buf)
+        if m:
+            self.pid = int(m.group(1))
+            rest, self._buf = self._buf[m.end() :], None
+            return rest
+        if len(self._buf) > 64 or not PID_MARK.startswith(self._buf[: len(PID_MARK)]):
+            rest, self._buf = self._buf, None  # something else printed first: pass it through
+            return rest
+        return b""
+
+    def flush(self) -> bytes:
+        rest, self._buf = (self._buf or b""), None
+        return rest
+
+
+def _send_stdin(chan: paramiko.Channel, data: bytes | None) -> None:
+    try:
+        if data:
+            chan.sendall(data)
+        chan.shutdown_write()
+    except (OSError, EOFError, paramiko.SSHException):
+        pass  # the command ended or the link dropped: the main loop reports it
+
+
+def run_on_channel(
+    transport: paramiko.Transport,
+    script: str,
+    on_data: DataCallback,
+    *,
+    cancel: threading.Event | None = None,
+    stdin: bytes | None = None,
+    timeout: float | None = None,
+    kill_group: KillGroup | None = None,
+    link_state: Callable[[], str] | None = None,
+    tick: Callable[[], None] | None = None,
+    open_timeout: float = 15.0,
+) -> int:
+    """Exec ``script`` under bash on a new session channel; return its exit status.
+
+    Raises LinkLost (link dropped), CommandKilled (no exit status: killed by a signal),
+    CommandCancelled / CommandTimedOut (after the remote process group was killed).
+    """
+    try:
+        chan = transport.open_session(timeout=open_timeout)
+        chan.exec_command(wrap_command(script))
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise LinkLost(f"could not start the command: {exc.__class__.__name__}: {exc}") from None
+    pid_filter = _PidFilter()
+    writer = threading.Thread(target=_send_stdin, args=(chan, stdin), daemon=True, name="ssh-stdin")
+    writer.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stop_reason: str | None = None
+
+    def pump() -> None:
+        while chan.recv_ready():
+            data = pid_filter.feed(chan.recv(CHUNK))
+            if data:
+                on_data("stdout", data)
+        while chan.recv_stderr_ready():
+            on_data("stderr", chan.recv_stderr(CHUNK))
+
+    try:
+        while True:
+            select.select([chan], [], [], 0.05)
+            pump()
+            if tick:
+                tick()
+            if chan.eof_received or chan.closed:
+                break
+            if not transport.is_active():
+                break
+            if stop_reason is None:
+                if cancel is not None and cancel.is_set():
+                    stop_reason = "cancelled"
+                elif deadline is not None and time.monotonic() > deadline:
+                    stop_reason = "timed out"
+                if stop_reason is not None:
+                    _stop(chan, pid_filter.pid, kill_group, stop_reason, pump)
+                    break
+        # drain whatever is left: recv returns b"" at EOF; the timeout guards a half-dead channel
+        chan.settimeout(0.5)
+        streams: tuple[tuple[Stream, Callable[[int], bytes]], ...] = (
+            ("stdout", chan.recv),
+            ("stderr", chan.recv_stderr),
+        )
+        for stream, read in streams:
+            while True:
+                try:
+                    data = read(CHUNK)
+                except (TimeoutError, OSError):
+                    break
+                if not data:
+                    break
+                if stream == "stdout":
+                    data = pid_filter.feed(data)
+                on_data(stream, data)
+        rest = pid_filter.flush()
+        if rest:
+            on_data("stdout", rest)
+        if stop_reason == "cancelled":
+            raise CommandCancelled("the command was cancelled; its remote process group was terminated")
+        if stop_reason == "timed out":
+            raise CommandTimedOut(f"the command ran longer than {timeout:g} s and was terminated")
+        return _exit_status(chan, transport, link_state)
+    finally:
+        chan.close()
+
+
+def _stop(
+    chan: paramiko.Channel, pid: int | None, kill_group: KillGroup | None, why: str, pump: Callable[[], None]
+) -> None:
+    """TERM the remote process group, wait up to 5 s for it to end, then KILL; close the channel."""
+    if pid is not None and kill_group is not None:
+        kill_group(pid, "TERM")
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not (chan.eof_received or chan.closed):
+            select.select([chan], [], [], 0.05)
+            pump()
+        if not (chan.eof_received or chan.closed):
+            kill_group(pid, "KILL")
+    chan.close()
+
+
+def _exit_status(
+    chan: paramiko.Channel, transport: paramiko.Transport, link_state: Callable[[], str] | None
+) -> int:
+    end = time.monotonic() + 5
+    while not chan.status_event.wait(0.1):
+        if time.monotonic() > end or not transport.is_active():
+            break
+    if chan.exit_status_ready() and chan.exit_status >= 0:
+        return int(chan.exit_status)
+    # channels are closed before the transport marks itself inactive: give it a moment
+    end = time.monotonic() + 0.5
+    while transport.is_active() and time.monotonic() < end:
+        time.sleep(0.05)
+    if not transport.is_active():
+        reason = link_state() if link_state else "the SSH connection dropped"
+        raise LinkLost(
+            f"{reason}; the command's outcome is unknown (it may have been killed or still be running)"
+        )
+    raise CommandKilled("the command ended without an exit status (killed by a signal); treat it as failed")
