@@ -55,8 +55,10 @@ class ThrowawaySshd:
 
     host: str = "127.0.0.1"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, session_env: dict[str, str] | None = None) -> None:
+        """``session_env``: variables sshd sets in every session (``SetEnv``), e.g. a PATH."""
         self.directory = Path(directory).resolve()
+        self.session_env = dict(session_env or {})
         self.user = getpass.getuser()
         self.host_key = self.directory / "ssh_host_ed25519_key"
         self.host_key_pub = self.directory / "ssh_host_ed25519_key.pub"
@@ -128,6 +130,7 @@ class ThrowawaySshd:
                 "ClientAliveInterval 0",
                 "LogLevel VERBOSE",
                 "Subsystem sftp internal-sftp",
+                *(f'SetEnv {key}="{value}"' for key, value in self.session_env.items()),
                 "",
             ]
         )

@@ -1,0 +1,351 @@
+"""Bring the local sandbox "production host" up, report on it, restore its bug state, take it down.
+
+Layout of the sandbox directory::
+
+    sandbox.json   state (ports, commits, seeded users)    deploy.toml   the generated deploy config
+    ssh/           ThrowawaySshd (keys, known_hosts)         db/           ThrowawayMariaDB (datadir)
+    git/todobox.git  bare origin (master = pre-fix + fix)    app/          deployed clone (+ .env, 0600)
+    supervisor/    supervisord.conf, pid, socket             logs/app.log  gunicorn + Flask log
+    backups/       where the wizard writes dumps             bin/          flask, gunicorn, supervisorctl
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from todobox_deploy.sandbox import appdb
+from todobox_deploy.sandbox.deploy_toml import DeployTomlValues, render_deploy_toml
+from todobox_deploy.sandbox.gitrepo import GitState, build_repos, reset_repos
+from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
+from todobox_deploy.sandbox.ports import free_port, port_is_free
+from todobox_deploy.sandbox.procs import SandboxError, cmdline, pid_alive, terminate, wait_gone
+from todobox_deploy.sandbox.sshd import ThrowawaySshd
+from todobox_deploy.sandbox.supervisor import Supervisor
+
+DEFAULT_USERS = 200_000
+_STATE = "sandbox.json"
+_STATE_VERSION = 1
+
+
+def default_directory() -> Path:
+    """``platformdirs.user_state_path("todobox-deploy") / "sandbox"``."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_path("todobox-deploy")) / "sandbox"
+
+
+@dataclass
+class SandboxInfo:
+    """Where everything is; ``to_json()`` is the machine-readable form (``sandbox up --json``)."""
+
+    directory: Path
+    config: Path
+    ssh_host: str
+    ssh_port: int
+    ssh_user: str
+    identity_file: Path
+    known_hosts: Path
+    db_host: str
+    db_port: int
+    db_socket: Path
+    db_name: str
+    db_user: str
+    app_url: str
+    elapsed_s: float | None = None
+    processes: dict[str, int | None] = field(default_factory=dict)  # name -> pid (None: not running)
+    app_dir: Path | None = None
+    app_log: Path | None = None
+
+    @property
+    def running(self) -> bool:
+        return bool(self.processes) and all(pid is not None for pid in self.processes.values())
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "config": str(self.config),
+            "ssh": {
+                "host": self.ssh_host,
+                "port": self.ssh_port,
+                "user": self.ssh_user,
+                "identity_file": str(self.identity_file),
+                "known_hosts": str(self.known_hosts),
+            },
+            "db": {
+                "host": self.db_host,
+                "port": self.db_port,
+                "socket": str(self.db_socket),
+                "name": self.db_name,
+                "user": self.db_user,
+            },
+            "app_url": self.app_url,
+            "dir": str(self.directory),
+        }
+        if self.elapsed_s is not None:
+            out["elapsed_s"] = round(self.elapsed_s, 2)
+        return out
+
+
+class _Sandbox:
+    """The parts of one sandbox directory (cheap to construct; starts nothing)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.state_path = directory / _STATE
+        self.bin_dir = directory / "bin"
+        path = f"{self.bin_dir}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
+        self.sshd = ThrowawaySshd(directory / "ssh", session_env={"PATH": path})
+        self.db = ThrowawayMariaDB(directory / "db")
+        self.origin = directory / "git" / "todobox.git"
+        self.app_dir = directory / "app"
+        self.env_file = self.app_dir / ".env"
+        self.app_log = directory / "logs" / "app.log"
+        self.backups = directory / "backups"
+        self.config = directory / "deploy.toml"
+        self.ssh_config = directory / "ssh_config"
+        self.state = self._load_state()
+        sock = self.state.get("supervisor_socket")
+        self.supervisor = Supervisor(directory / "supervisor", Path(sock) if sock else None)
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) and state.get("version") == _STATE_VERSION else {}
+
+    def save_state(self) -> None:
+        self.state["version"] = _STATE_VERSION
+        self.state["supervisor_socket"] = str(self.supervisor.socket)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+        tmp.replace(self.state_path)
+
+    @property
+    def git_state(self) -> GitState | None:
+        git = self.state.get("git")
+        if not isinstance(git, dict):
+            return None
+        return GitState(self.origin, self.app_dir, git["prefix_commit"], git["fix_commit"])
+
+    @property
+    def app_port(self) -> int:
+        return int(self.state.get("app_port") or 0)
+
+    def processes(self) -> dict[str, int | None]:
+        return {"sshd": self.sshd.pid, "mariadbd": self.db.pid, "supervisord": self.supervisor.pid}
+
+    def info(self, elapsed: float | None = None) -> SandboxInfo:
+        return SandboxInfo(
+            directory=self.dir,
+            config=self.config,
+            ssh_host=self.sshd.host,
+            ssh_port=self.sshd.port,
+            ssh_user=self.sshd.user,
+            identity_file=self.sshd.client_key,
+            known_hosts=self.sshd.known_hosts,
+            db_host=self.db.host,
+            db_port=self.db.port,
+            db_socket=self.db.socket,
+            db_name=appdb.DB_NAME,
+            db_user=appdb.DB_USER,
+            app_url=f"http://127.0.0.1:{self.app_port}/users",
+            elapsed_s=elapsed,
+            processes=self.processes(),
+            app_dir=self.app_dir,
+            app_log=self.app_log,
+        )
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def password(self) -> str | None:
+        """The app DB password, read back from the env file (the only place it is stored)."""
+        try:
+            lines = self.env_file.read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            if line.startswith("DATABASE_URL=") and "://" in line:
+                creds = line.split("://", 1)[1].split("@", 1)[0]
+                return creds.split(":", 1)[1] if ":" in creds else None
+        return None
+
+    def write_env_file(self, password: str) -> None:
+        url = f"mysql+pymysql://{appdb.DB_USER}:{password}@127.0.0.1:{self.db.port}/{appdb.DB_NAME}"
+        text = f"# todobox production settings: secret, not in git\nFLASK_APP=wsgi.py\nDATABASE_URL={url}\n"
+        fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        self.env_file.chmod(0o600)
+
+    def write_bin_wrappers(self) -> None:
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        tools = {"flask": "flask", "gunicorn": "gunicorn", "supervisorctl": "supervisor.supervisorctl"}
+        for name, module in tools.items():
+            path = self.bin_dir / name
+            path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
+            path.chmod(0o755)
+
+    def write_deploy_toml(self) -> None:
+        self.ssh_config.touch()
+        self.backups.mkdir(parents=True, exist_ok=True)
+        values = DeployTomlValues(
+            ssh_host=self.sshd.host,
+            ssh_port=self.sshd.port,
+            ssh_user=self.sshd.user,
+            identity_file=self.sshd.client_key,
+            known_hosts=self.sshd.known_hosts,
+            ssh_config=self.ssh_config,
+            app_dir=self.app_dir,
+            python=sys.executable,
+            env_file=self.env_file,
+            supervisor_config=self.supervisor.config_path,
+            app_port=self.app_port,
+            app_log=self.app_log,
+            db_port=self.db.port,
+            backup_dir=self.backups,
+        )
+        self.config.write_text(render_deploy_toml(values))
+
+    def choose_app_port(self) -> None:
+        port = self.app_port
+        if self.supervisor.pid is None and (not port or not port_is_free(port)):
+            self.state["app_port"] = free_port()
+
+    def poke_app(self) -> int:
+        """GET the user list once (so the app log shows what it does); return the HTTP status."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.app_port}/users", timeout=20) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _resolve(directory: Path | None) -> Path:
+    return Path(directory).expanduser().resolve() if directory else default_directory()
+
+
+def sandbox_up(directory: Path | None = None, users: int = DEFAULT_USERS, reset: bool = False) -> SandboxInfo:
+    """Start (or just report) the sandbox; build the bug state on first use or with ``reset``."""
+    started = time.monotonic()
+    d = _resolve(directory)
+    with _locked(d):
+        sb = _Sandbox(d)
+        sb.sshd.start()
+        sb.db.start()
+        rebuild = reset or not sb.state.get("built")
+        password = None if rebuild else sb.password()
+        password = password or secrets.token_urlsafe(24)
+        appdb.create_database(sb.db, password)
+        if rebuild:
+            if sb.supervisor.pid is not None:
+                sb.supervisor.stop()  # the app dir is about to be replaced
+            sb.state["built"] = False
+            appdb.restore_bug_state(sb.db, users)
+            git = build_repos(sb.origin, sb.app_dir)
+            sb.state.update(
+                users=users, git={"prefix_commit": git.prefix_commit, "fix_commit": git.fix_commit}
+            )
+        sb.write_env_file(password)
+        sb.write_bin_wrappers()
+        sb.choose_app_port()
+        sb.supervisor.write_config(sb.app_dir, sb.app_port, sb.app_log)
+        sb.save_state()
+        sb.supervisor.start(sb.app_port)
+        sb.write_deploy_toml()
+        if rebuild:
+            sb.poke_app()
+            sb.state["built"] = True
+        sb.save_state()
+        return sb.info(time.monotonic() - started)
+
+
+def sandbox_restore(directory: Path | None = None) -> SandboxInfo:
+    """Cheaply put a running sandbox back into the bug state: tables, seeded users, git, app running."""
+    started = time.monotonic()
+    d = _resolve(directory)
+    with _locked(d):
+        sb = _Sandbox(d)
+        git = sb.git_state
+        if not sb.state.get("built") or git is None:
+            raise SandboxError(f"no sandbox in {d}: run `todobox-deploy sandbox up` first")
+        sb.sshd.start()
+        sb.db.start()
+        appdb.restore_bug_state(sb.db, int(sb.state.get("users", 0)))
+        reset_repos(git)
+        sb.supervisor.start(sb.app_port)  # also `supervisorctl start todobox` if a test stopped it
+        sb.poke_app()
+        return sb.info(time.monotonic() - started)
+
+
+def sandbox_status(directory: Path | None = None) -> SandboxInfo | None:
+    """The sandbox's info (with live pids in ``processes``), or None when none was ever built there."""
+    d = _resolve(directory)
+    if not (d / _STATE).exists():
+        return None
+    sb = _Sandbox(d)
+    return sb.info() if sb.state else None
+
+
+def _leftovers(directory: Path) -> list[int]:
+    """Pids (other than us and our ancestors) whose cmdline or cwd is inside ``directory``."""
+    mine = {os.getpid()}
+    pid = os.getppid()
+    while pid > 1 and pid not in mine:
+        mine.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    found = []
+    needle = str(directory)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine or not pid_alive(int(entry.name)):
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            cwd = ""
+        if needle in cmdline(int(entry.name)) or cwd == needle or cwd.startswith(needle + "/"):
+            found.append(int(entry.name))
+    return found
+
+
+def sandbox_down(directory: Path | None = None) -> list[int]:
+    """Stop every sandbox process by pid (supervisord and gunicorn, mariadbd, sshd); return the pids.
+
+    Raises SandboxError if a process of the sandbox is still alive afterwards.
+    """
+    d = _resolve(directory)
+    if not d.exists():
+        return []
+    with _locked(d):
+        sb = _Sandbox(d)
+        stopped = sb.supervisor.stop() + sb.db.stop() + sb.sshd.stop()
+        for pid in _leftovers(d):
+            stopped += terminate(pid, timeout=5.0)
+        left = wait_gone(stopped, 5.0) + _leftovers(d)
+        if left:
+            raise SandboxError(f"sandbox processes still alive after down: {sorted(set(left))}")
+        return stopped
