@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from todobox_deploy.sandbox.manager import SandboxInfo, sandbox_down, sandbox_restore, sandbox_up
 from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
 
@@ -33,3 +34,26 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Throwaw
         yield server
     finally:
         server.stop()
+
+
+SANDBOX_TEST_USERS = 2000
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
+    """One sandbox "production host" per session (2000 seeded users), taken down at the end.
+
+    Tests that change its state should use ``sandbox_reset`` instead, which restores the bug state.
+    """
+    directory = tmp_path_factory.mktemp("sandbox")
+    info = sandbox_up(directory, users=SANDBOX_TEST_USERS)
+    try:
+        yield info
+    finally:
+        sandbox_down(directory)
+
+
+@pytest.fixture
+def sandbox_reset(sandbox: SandboxInfo) -> SandboxInfo:
+    """The session sandbox, put back in the bug state first (tables + users, git checkout, app running)."""
+    return sandbox_restore(sandbox.directory)

@@ -69,6 +69,10 @@ class SandboxInfo:
     app_log: Path | None = None
 
     @property
+    def dir(self) -> Path:
+        return self.directory
+
+    @property
     def running(self) -> bool:
         return bool(self.processes) and all(pid is not None for pid in self.processes.values())
 
