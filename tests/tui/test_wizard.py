@@ -1,0 +1,289 @@
+"""Pilot tests of the wizard against a fake PhaseRunner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Button, DataTable, Input, TextArea
+
+from todobox_deploy.checklist import CHECKLIST, PHASES
+from todobox_deploy.engine.events import PhaseOutcome, PhaseStatus
+from todobox_deploy.tui.app import DeployApp
+from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.signoff import SignOffScreen
+from todobox_deploy.tui.screens.wizard import WizardScreen
+from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
+from todobox_deploy.tui.widgets.log_pane import LogPane
+
+from .conftest import FakeRunner, Script
+
+SIZE = (120, 36)
+
+
+async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Pause until ``predicate()`` holds (or fail after ``timeout`` seconds)."""
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def wizard(app: DeployApp) -> WizardScreen:
+    assert app.wizard is not None
+    return app.wizard
+
+
+async def run_and_confirm(pilot: Pilot[Any], app: DeployApp, key: str = "g", answer: str = "y") -> None:
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+    await pilot.press(answer)
+    await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+
+
+async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployApp]) -> None:
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, WizardScreen)
+        tree = app.screen.query_one(ChecklistTree)
+        labels = [child.label.plain for child in tree.root.children]
+        assert labels == [c.title for c in CHECKLIST.children]
+        assert {c.id for c in CHECKLIST.walk()} - {"checklist"} == set(tree._by_id)  # every node is there
+        assert tree.cursor_node is not None and tree.cursor_node.data is not None
+        assert tree.cursor_node.data.id == "predeploy.backup"  # the first phase is preselected
+
+
+async def test_run_streams_lines_into_log(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
+    runner.scripts["backup"] = Script(lines=2_500, stderr=("mysqldump: warning",))
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        pane = wizard(app).log_pane
+        await wait_for(pilot, lambda: pane.log_widget.line_count == 2_501)
+        lines = pane.log_widget.lines
+        assert lines[0] == "  backup line 0" and lines[2_499] == "  backup line 2499"
+        assert lines[-1] == "! mysqldump: warning"  # stderr is marked
+        assert runner.runs == ["backup"]
+
+
+async def test_next_phase_refused_until_confirmed(
+    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+) -> None:
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        await pilot.press("n")  # not yet
+        await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+        tree = wizard(app).checklist_tree
+        tree.select_id("deploy.stop")
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        assert runner.runs == ["backup"]
+        assert journal[-1]["event"] == "phase_refused" and "backup" in journal[-1]["reason"]
+        assert not isinstance(app.screen, ConfirmPhase)
+
+
+async def test_confirmation_is_journaled(
+    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+) -> None:
+    app = build_app(operator="carol")
+    async with app.run_test(size=SIZE) as pilot:
+        await run_and_confirm(pilot, app)
+        await run_and_confirm(pilot, app)
+        assert runner.runs == ["backup", "stop_app"]
+        confirmed = [e for e in journal if e["event"] == "phase_confirmed"]
+        assert [e["phase"] for e in confirmed] == ["backup", "stop_app"]
+        assert all(e["operator"] == "carol" and e["status"] == "ok" for e in confirmed)
+        assert confirmed[0]["at"] == "2026-11-24T09:30:00+00:00"
+        assert app.progress.next_phase() == "deploy_code"
+
+
+async def test_failed_phase_does_not_unlock_and_confirm_not_focused(
+    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+) -> None:
+    runner.scripts["backup"] = Script(outcome=PhaseOutcome(PhaseStatus.FAILED, "mysqldump exited 2"))
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        focused = app.focused
+        assert isinstance(focused, Button) and focused.id == "confirm-no"
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+        assert journal[-1]["event"] == "phase_not_confirmed"
+        assert app.progress.next_phase() == "backup"
+
+
+async def test_manual_item_confirmation(
+    build_app: Callable[..., DeployApp], journal: list[dict[str, Any]]
+) -> None:
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        wizard(app).checklist_tree.select_id("predeploy.notify_team")
+        await pilot.pause()
+        await pilot.press("space")
+        await pilot.pause()
+        assert journal[-1]["event"] == "item_confirmed" and journal[-1]["item"] == "predeploy.notify_team"
+        assert journal[-1]["operator"] == "alice"
+        await pilot.press("c")  # toggles back
+        await pilot.pause()
+        assert journal[-1]["event"] == "item_unconfirmed"
+
+
+async def test_cancel(
+    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+) -> None:
+    runner.scripts["backup"] = Script(block_until_cancel=True)
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        await wait_for(pilot, runner.started.is_set)
+        assert app.progress.running == "backup"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        assert app.progress.status["backup"] is PhaseStatus.CANCELLED
+        assert any(e["event"] == "cancel_requested" for e in journal)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+        assert app.progress.next_phase() == "backup"
+
+
+async def test_worker_crash_marks_phase_failed(
+    build_app: Callable[..., DeployApp], runner: FakeRunner
+) -> None:
+    runner.scripts["backup"] = Script(lines=3, raise_error=ConnectionError("ssh channel closed"))
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        assert app.progress.status["backup"] is PhaseStatus.FAILED
+        pane = wizard(app).log_pane
+        await wait_for(pilot, lambda: any("ssh channel closed" in line for line in pane.log_widget.lines))
+        assert pane.log_widget.lines[-1].startswith("✘ phase crashed: ConnectionError")
+
+
+async def test_search_finds_a_line(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
+    runner.scripts["backup"] = Script(lines=500)
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await run_and_confirm(pilot, app, answer="n")
+        pane = wizard(app).log_pane
+        await wait_for(pilot, lambda: pane.log_widget.line_count == 500)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"line 123", "enter")
+        await pilot.pause()
+        log = pane.log_widget
+        assert log.match_line == 123 and not pane.follow
+        assert log.scroll_offset.y <= 123 < log.scroll_offset.y + log.size.height
+        await pilot.press("n")  # wraps: no other "line 123"
+        assert log.match_line == 123
+        pane.search("line 12")
+        first = log.match_line
+        await pilot.press("n")
+        assert log.match_line is not None and first is not None and log.match_line > first
+        await pilot.press("N")
+        assert log.match_line == first
+
+
+async def test_earlier_phase_log_viewable(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
+    runner.scripts["stop_app"] = Script(lines=5, block_until_cancel=True)
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await run_and_confirm(pilot, app)
+        await pilot.press("g")
+        await wait_for(pilot, runner.started.is_set)
+        screen = wizard(app)
+        pane = screen.log_pane
+        screen.checklist_tree.select_id("predeploy.backup")  # view the finished phase while stop_app runs
+        await pilot.pause()
+        assert pane.viewing == "backup"
+        await wait_for(pilot, lambda: pane.log_widget.lines[:1] == ["  backup line 0"])
+        assert app.progress.running == "stop_app"
+        await pilot.press("l")  # follow live
+        await pilot.pause()
+        assert pane.viewing == "stop_app" and pane.follow
+        await wait_for(pilot, lambda: pane.log_widget.lines[:1] == ["  stop_app line 0"])
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+
+
+async def test_follow_mode_counts_new_lines() -> None:
+    from textual.app import App, ComposeResult
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LogPane(max_lines=1_000, tick_cap=200)
+
+    app = Host()
+    async with app.run_test(size=(80, 20)) as pilot:
+        pane = app.query_one(LogPane)
+        pane.ingest("p", "stdout", [f"l{i}" for i in range(300)])
+        await wait_for(pilot, lambda: pane.log_widget.line_count == 300)
+        assert pane.log_widget.is_vertical_scroll_end
+        pane.log_widget.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        pane.ingest("p", "stderr", [f"e{i}" for i in range(1_500)])  # more than max_lines: bounded
+        await wait_for(pilot, lambda: not pane._pending)
+        assert pane.log_widget.line_count == 1_000 and pane.new_lines > 0
+        assert len(pane.window("p")) == 1_000
+        pane.action_toggle_follow()  # off
+        assert not pane.follow
+        pane.action_toggle_follow()  # on: jump to the tail
+        await pilot.pause()
+        assert pane.follow and pane.new_lines == 0 and pane.log_widget.is_vertical_scroll_end
+
+
+async def test_transcript_written(
+    build_app: Callable[..., DeployApp], runner: FakeRunner, tmp_path: Any
+) -> None:
+    runner.scripts["backup"] = Script(lines=12_000)
+    app = build_app(transcript_dir=tmp_path, max_log_lines=1_000)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        assert len(wizard(app).log_pane.window("backup")) == 1_000
+    text = (tmp_path / "backup.log").read_text()
+    assert text.count("\n") == 12_000 and text.startswith("  backup line 0\n")
+
+
+async def test_signoff_is_read_only(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SignOffScreen))
+        screen = app.screen
+        assert not screen.query(Input) and not screen.query(TextArea) and not screen.query(Button)
+        before = (list(runner.runs), dict(app.progress.status), dict(app.progress.item_confirmations))
+        for key in ("r", "g", "c", "space", "y", "enter", "ctrl+c", "f", "s", "l"):
+            await pilot.press(key)
+        await pilot.pause()
+        assert isinstance(app.screen, SignOffScreen)
+        assert (runner.runs, app.progress.status, app.progress.item_confirmations) == before
+        table = screen.query_one("#signoff-phases", DataTable)
+        assert table.row_count == len(PHASES)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+
+
+async def test_all_phases_confirmed_opens_signoff(
+    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+) -> None:
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in PHASES:
+            await pilot.press("g")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmPhase))
+        assert runner.runs == list(PHASES)
+        assert isinstance(app.screen, SignOffScreen) and app.screen.report.complete
+        await pilot.press("escape")
+        await pilot.press("ctrl+q")
+    assert app.return_value == 0

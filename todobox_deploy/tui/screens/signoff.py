@@ -1,0 +1,84 @@
+"""A read-only sign-off: each phase's outcome, who confirmed what and when, the post-deploy checklist."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from todobox_deploy.checklist.progress import Confirmation, ItemReport, SignOffReport
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+
+
+def _who(c: Confirmation | None) -> tuple[Text, Text]:
+    if c is None:
+        return Text("not confirmed", style="italic"), Text("")
+    verdict = "" if c.accepted else " (acknowledged, not accepted)"
+    return Text(c.operator + verdict), Text(c.at.strftime(TIME_FORMAT).strip())
+
+
+class SignOffScreen(Screen[None]):
+    """Renders a frozen ``SignOffReport`` with non-editing widgets only; ``escape`` goes back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back", id="signoff.back"),
+    ]
+    AUTO_FOCUS = "#signoff-phases"
+
+    def __init__(self, report: SignOffReport) -> None:
+        super().__init__()
+        self.report = report
+
+    def compose(self) -> ComposeResult:
+        r = self.report
+        yield Header()
+        with VerticalScroll(id="signoff-body"):
+            state = "COMPLETE: all phases confirmed" if r.complete else "PREVIEW: phases still open"
+            classes = "-complete" if r.complete else ""
+            yield Static(Text(f"{r.title}\n{state}"), id="signoff-state", classes=classes)
+            yield Static("Phases", classes="signoff-heading")
+            yield self._phases_table()
+            yield Static("Post-Deployment Checklist", classes="signoff-heading")
+            yield self._items_table("signoff-postdeploy", r.post_deploy)
+            yield Static("Success Criteria", classes="signoff-heading")
+            yield self._items_table("signoff-success", r.success)
+            yield Static("Other manual items", classes="signoff-heading")
+            yield self._items_table("signoff-other", r.other_manual)
+            meta = (
+                f"Deployment Date: {r.generated_at.strftime(TIME_FORMAT).strip()}\n"
+                f"Deployed By: {r.operator}\n"
+                f"Host: {r.host or '-'}\n"
+                f"Status: {'Deployed and signed off' if r.complete else 'In progress'}"
+            )
+            yield Static(Text(meta), id="signoff-meta")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Sign-off" if self.report.complete else "Sign-off (preview)"
+        self.sub_title = f"operator {self.report.operator}"
+
+    def _phases_table(self) -> DataTable[Text]:
+        table: DataTable[Text] = DataTable(id="signoff-phases", cursor_type="row", zebra_stripes=True)
+        table.add_columns("Phase", "Status", "Summary", "Evidence", "Confirmed by", "At")
+        for p in self.report.phases:
+            summary = p.outcome.summary if p.outcome else ""
+            facts = "; ".join(f"{k}={v}" for k, v in p.outcome.facts) if p.outcome else ""
+            table.add_row(
+                Text(p.node.title), Text(p.status.value), Text(summary), Text(facts), *_who(p.confirmation)
+            )
+        return table
+
+    @staticmethod
+    def _items_table(table_id: str, items: tuple[ItemReport, ...]) -> DataTable[Text]:
+        table: DataTable[Text] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
+        table.add_columns("Item", "Done", "Confirmed by", "At")
+        for item in items:
+            done = Text("☑" if item.confirmation else "☐")
+            table.add_row(Text(item.node.title), done, *_who(item.confirmation))
+        return table

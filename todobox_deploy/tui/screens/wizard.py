@@ -1,0 +1,330 @@
+"""The wizard: checklist tree, node details, the log pane, and the gated phase runs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Markdown, Static, Tree
+
+from todobox_deploy.checklist.model import ChecklistNode, NodeKind
+from todobox_deploy.checklist.progress import DeployProgress
+from todobox_deploy.engine.events import PhaseOutcome, PhaseRunner, PhaseStatus, Stream
+from todobox_deploy.tui.messages import LogBatch, PhaseFinished, PhaseStarted
+from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.signoff import SignOffScreen
+from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
+from todobox_deploy.tui.widgets.log_pane import LogPane, TranscriptSink
+
+Journal = Callable[[dict[str, Any]], None]
+Clock = Callable[[], datetime]
+
+SEVERITY = {PhaseStatus.OK: "information", PhaseStatus.WARNING: "warning", PhaseStatus.SKIPPED: "information"}
+
+
+def _elapsed(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}"
+
+
+def details_markdown(node: ChecklistNode, progress: DeployProgress) -> str:
+    """The details panel for one node: what it is, its body, and its outcome/confirmation if any."""
+    lines = [f"## {node.title}", "", f"`{node.id}` · {node.kind.value}"]
+    if node.phase is not None:
+        lines[-1] += f" · phase `{node.phase}` · **{progress.status[node.phase].value}**"
+        refusal = progress.refusal(node.phase)
+        lines += ["", f"*Gate: {refusal}*" if refusal else "*Ready: press `r` to run this phase.*"]
+    if node.body:
+        lines += ["", node.body]
+    outcome = progress.outcomes.get(node.phase) if node.phase else None
+    if outcome is not None:
+        lines += ["", "### Outcome", "", f"**{outcome.status.value.upper()}**: {outcome.summary}"]
+        if outcome.facts:
+            lines += ["", "| Fact | Value |", "|---|---|"]
+            lines += [f"| {k} | {v.replace('|', '¦')} |" for k, v in outcome.facts]
+    c = progress.phase_confirmations.get(node.phase or "") or progress.item_confirmations.get(node.id)
+    if c is not None:
+        verdict = "confirmed" if c.accepted else "acknowledged (not accepted)"
+        lines += ["", f"*{verdict} by {c.operator} at {c.at.isoformat(timespec='seconds')}*"]
+    elif node.kind is NodeKind.MANUAL:
+        lines += ["", "*Press `c` (or space) to confirm this item.*"]
+    return "\n".join(lines)
+
+
+class WizardScreen(Screen[None]):
+    """Runs phases one at a time; each must be confirmed before the next can start."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run_phase", "Run phase", id="run_phase", tooltip="Run the selected automated phase"),
+        Binding("g", "run_next", "Run next", id="run_next", tooltip="Run the next unconfirmed phase"),
+        Binding("c", "confirm_item", "Confirm item", id="confirm_item", tooltip="Confirm a manual item"),
+        Binding("escape,ctrl+c", "cancel_phase", "Cancel phase", id="cancel_phase"),
+        Binding("l", "follow_live", "Follow live", id="follow_live", tooltip="Show the running phase's tail"),
+        Binding("slash", "log_search", "Search log", id="log_search", show=False),
+        Binding("f", "log_follow", "Follow", id="log_follow", show=False),
+    ]
+
+    def __init__(
+        self,
+        checklist: ChecklistNode,
+        runner: PhaseRunner,
+        progress: DeployProgress,
+        *,
+        operator: str,
+        host: str | None,
+        journal: Journal,
+        clock: Clock,
+        transcript: TranscriptSink | None = None,
+        max_log_lines: int = 10_000,
+    ) -> None:
+        super().__init__()
+        self.checklist = checklist
+        self.runner = runner
+        self.progress = progress
+        self.operator = operator
+        self.host = host
+        self.journal = journal
+        self.clock = clock
+        self._transcript = transcript
+        self._max_log_lines = max_log_lines
+        self._cancel: threading.Event | None = None
+        self._started_at: datetime | None = None
+        self._session_start = clock()
+        self.selected: ChecklistNode = checklist
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="wizard-main"):
+            yield ChecklistTree(self.checklist, id="tree")
+            with Vertical(id="wizard-right"):
+                with VerticalScroll(id="details"):
+                    yield Markdown(id="details-body")
+                yield LogPane(max_lines=self._max_log_lines, transcript=self._transcript, id="logpane")
+        yield Static(id="status-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "todobox-deploy"
+        self.sub_title = f"{self.operator}@{self.host}" if self.host else self.operator
+        self.set_interval(1.0, self._update_status_line, name="status-clock")
+        tree = self.query_one(ChecklistTree)
+        tree.focus()
+        first = self.progress.next_phase()
+        node = self.checklist.find_phase(first) if first else None
+        self._show(node or self.checklist)
+        if node is not None:
+            tree.select_id(node.id)
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    @property
+    def checklist_tree(self) -> ChecklistTree:
+        return self.query_one(ChecklistTree)
+
+    @property
+    def log_pane(self) -> LogPane:
+        return self.query_one(LogPane)
+
+    def _record(self, event: str, **fields: Any) -> None:
+        entry: dict[str, Any] = {"event": event, "operator": self.operator, "at": self.clock().isoformat()}
+        entry.update(fields)
+        self.journal(entry)
+
+    def _refresh_state(self) -> None:
+        confirmed = {c.node_id for c in self.progress.phase_confirmations.values() if c.accepted}
+        confirmed |= set(self.progress.item_confirmations)
+        self.checklist_tree.update_state(self.progress.status, confirmed)
+        self._show(self.selected)
+        self._update_status_line()
+
+    def _show(self, node: ChecklistNode) -> None:
+        self.selected = node
+        self.query_one("#details-body", Markdown).update(details_markdown(node, self.progress))
+        if node.phase is not None:
+            self.log_pane.show_phase(node.phase)
+
+    def _update_status_line(self) -> None:
+        now = self.clock()
+        running = self.progress.running
+        if running is not None and self._started_at is not None:
+            phase = f"running {running} ({_elapsed((now - self._started_at).total_seconds())})"
+        else:
+            nxt = self.progress.next_phase()
+            phase = f"next: {nxt}" if nxt else "all phases confirmed"
+        session = _elapsed((now - self._session_start).total_seconds())
+        text = f" host {self.host or '-'} │ operator {self.operator} │ {phase} │ session {session}"
+        self.query_one("#status-line", Static).update(Text(text))
+
+    # --- tree events -------------------------------------------------------------------------------
+
+    @on(Tree.NodeHighlighted, "#tree")
+    @on(Tree.NodeSelected, "#tree")
+    def _node_chosen(self, event: Tree.NodeHighlighted[ChecklistNode]) -> None:
+        if event.node.data is not None:
+            self._show(event.node.data)
+
+    @on(ChecklistTree.ConfirmRequested)
+    def _confirm_requested(self, event: ChecklistTree.ConfirmRequested) -> None:
+        self.confirm_item(event.item)
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    def action_run_phase(self) -> None:
+        node = self.selected
+        if node.kind is not NodeKind.AUTOMATED or node.phase is None:
+            self.notify("Select an automated phase (○) to run it.", severity="warning")
+            return
+        self.start_phase(node.phase)
+
+    def action_run_next(self) -> None:
+        phase = self.progress.next_phase()
+        if phase is None:
+            self.notify("All phases are confirmed: press s for the sign-off.")
+            return
+        node = self.checklist.find_phase(phase)
+        if node is not None:
+            self.checklist_tree.select_id(node.id)
+        self.start_phase(phase)
+
+    def action_confirm_item(self) -> None:
+        if self.selected.kind is not NodeKind.MANUAL:
+            self.notify("Only manual items (☐) are confirmed by hand.", severity="warning")
+            return
+        self.confirm_item(self.selected)
+
+    def action_cancel_phase(self) -> None:
+        if self.progress.running is None or self._cancel is None:
+            self.notify("No phase is running.", severity="information")
+            return
+        if not self._cancel.is_set():
+            self._cancel.set()
+            self._record("cancel_requested", phase=self.progress.running)
+            self.notify(f"Cancelling {self.progress.running}…", severity="warning")
+
+    def action_follow_live(self) -> None:
+        phase = self.progress.running or next(reversed(self.progress.outcomes), None)
+        if phase is None:
+            self.notify("Nothing has run yet.")
+            return
+        node = self.checklist.find_phase(phase)
+        if node is not None:
+            self.checklist_tree.select_id(node.id)
+            self._show(node)
+        self.log_pane.follow_tail()
+
+    def show_signoff(self) -> None:
+        """Push the read-only sign-off (a preview until every phase is confirmed)."""
+        report = self.progress.report(self.operator, self.host, self.clock())
+        self.app.push_screen(SignOffScreen(report))
+
+    def action_log_search(self) -> None:
+        self.log_pane.action_open_search()
+
+    def action_log_follow(self) -> None:
+        self.log_pane.action_toggle_follow()
+
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()  # never leave a phase thread running after the screen goes
+
+    # --- running a phase ---------------------------------------------------------------------------
+
+    def confirm_item(self, node: ChecklistNode) -> None:
+        c = self.progress.confirm_item(node.id, self.operator, self.clock())
+        self._record("item_confirmed" if c.accepted else "item_unconfirmed", item=node.id, title=node.title)
+        self._refresh_state()
+
+    def start_phase(self, phase_id: str) -> bool:
+        """Start a phase in a thread worker, unless the gate refuses it; returns whether it started."""
+        reason = self.progress.refusal(phase_id)
+        if reason is None and not self.runner.can_run(phase_id):
+            reason = f"the engine cannot run {phase_id!r} with this configuration"
+        if reason is not None:
+            self.notify(f"Refused: {reason}.", title="Phase gated", severity="warning")
+            self._record("phase_refused", phase=phase_id, reason=reason)
+            return False
+        self.progress.start(phase_id)
+        self._cancel = cancel = threading.Event()
+        self._started_at = self.clock()
+        self.log_pane.show_phase(phase_id)
+        self.log_pane.follow_tail()
+        self._record("phase_started", phase=phase_id)
+        self._refresh_state()
+        self.app.run_worker(
+            partial(self._phase_body, phase_id, cancel),
+            name=phase_id,
+            group="phase",
+            description=f"phase {phase_id}",
+            thread=True,
+            exit_on_error=False,
+        )
+        return True
+
+    def _phase_body(self, phase_id: str, cancel: threading.Event) -> PhaseOutcome:
+        """Runs in a worker thread: only posts messages, never touches widgets."""
+        self.post_message(PhaseStarted(phase_id))
+
+        def sink(stream: Stream, lines: list[str]) -> None:
+            if lines:
+                self.post_message(LogBatch(phase_id, stream, list(lines)))
+
+        outcome = self.runner.run(phase_id, sink, cancel)
+        self.post_message(PhaseFinished(phase_id, outcome))
+        return outcome
+
+    @on(LogBatch)
+    def _log_batch(self, message: LogBatch) -> None:
+        self.log_pane.ingest(message.phase_id, message.stream, message.lines)
+
+    @on(PhaseStarted)
+    def _phase_started(self, message: PhaseStarted) -> None:
+        self._update_status_line()
+
+    @on(PhaseFinished)
+    def _phase_finished(self, message: PhaseFinished) -> None:
+        phase_id, outcome = message.phase_id, message.outcome
+        if self.progress.running != phase_id and phase_id in self.progress.outcomes:
+            return  # already finished (e.g. a crash report after a result)
+        self.progress.finish(phase_id, outcome)
+        self._cancel = None
+        facts = {k: v for k, v in outcome.facts}
+        self._record("phase_finished", phase=phase_id, status=outcome.status.value, summary=outcome.summary,
+                     facts=facts)  # fmt: skip
+        severity = SEVERITY.get(outcome.status, "error")
+        self.notify(outcome.summary, title=f"{phase_id}: {outcome.status.value}", severity=severity)  # type: ignore[arg-type]
+        self._refresh_state()
+        node = self.checklist.find_phase(phase_id)
+        if node is not None:
+            self.app.push_screen(ConfirmPhase(node, outcome), partial(self._confirmed, phase_id))
+
+    def _confirmed(self, phase_id: str, answer: bool | None) -> None:
+        c = self.progress.confirm_phase(phase_id, self.operator, self.clock(), bool(answer))
+        outcome = c.outcome
+        self._record(
+            "phase_confirmed" if c.accepted else "phase_not_confirmed",
+            phase=phase_id,
+            node=c.node_id,
+            answer=bool(answer),
+            status=outcome.status.value if outcome else None,
+            summary=outcome.summary if outcome else None,
+        )
+        self._refresh_state()
+        if not c.accepted:
+            return
+        nxt = self.progress.next_phase()
+        if nxt is None:
+            self.notify("All phases confirmed. Press s to review and sign off.", title="Deploy complete")
+            self.show_signoff()
+            return
+        node = self.checklist.find_phase(nxt)
+        if node is not None:
+            self.checklist_tree.select_id(node.id)
