@@ -249,6 +249,7 @@ class SshConnection:
             )
         try:
             t.start_client(timeout=timeout)
+            key = t.get_remote_server_key()  # raises if the handshake did not complete
         except (paramiko.SSHException, OSError, EOFError) as exc:
             t.close()
             raise HostUnreachable(
@@ -257,7 +258,6 @@ class SshConnection:
                 f"SSH handshake failed (not an SSH server, too old for paramiko 5, "
                 f"or timed out): {exc or exc.__class__.__name__}",
             ) from None
-        key = t.get_remote_server_key()
         info = HostKeyInfo(ep.hostname, ep.port, _key_type(key), fingerprint(key.asbytes()), key.get_base64())
         self._last_info = info
         try:
@@ -276,7 +276,12 @@ class SshConnection:
         if path in self._keys:
             return self._keys[path]
         try:
-            key = paramiko.PKey.from_path(path)
+            try:
+                key = paramiko.PKey.from_path(path)
+            except TypeError as exc:  # cryptography's way of saying "needs a passphrase"
+                if "password" not in str(exc):
+                    raise paramiko.SSHException(str(exc)) from None
+                raise paramiko.PasswordRequiredException(str(exc)) from None
         except paramiko.PasswordRequiredException:
             secret = self._passphrase(path) if self._passphrase else None
             if secret is None:
@@ -286,7 +291,7 @@ class SshConnection:
                     ) from None
                 return None
             try:
-                key = paramiko.PKey.from_path(path, passphrase=secret.encode())  # type: ignore[call-arg]
+                key = paramiko.PKey.from_path(path, password=secret.encode())  # type: ignore[arg-type]
             except (paramiko.SSHException, ValueError):
                 raise PassphraseRequired("?", 0, "?", [str(path)], f"wrong passphrase for {path}") from None
         except (OSError, paramiko.SSHException, ValueError) as exc:

@@ -60,16 +60,15 @@ def bash(script: str) -> str:
 def pipeline(*stages: Sequence[str]) -> str:
     """A bash pipeline of argv stages where every stage's status is checked.
 
-    Exits with the first non-zero stage status, and reports which stage failed on stderr.
+    Reports every failing stage on stderr and exits with the rightmost non-zero status (as pipefail).
     """
     if not stages:
         raise UnsafeArgument("empty pipeline")
     body = " | ".join(join(s) for s in stages)
     names = " ".join(shlex.quote(s[0]) for s in stages)
     check = (
-        'st=("${PIPESTATUS[@]}"); names=(' + names + "); "
-        'for i in "${!st[@]}"; do if [ "${st[$i]}" -ne 0 ]; then '
-        'echo "pipeline stage $((i+1)) (${names[$i]}) exited ${st[$i]}" >&2; exit "${st[$i]}"; '
-        "fi; done; exit 0"
+        'st=("${PIPESTATUS[@]}"); names=(' + names + "); rc=0; "
+        'for i in "${!st[@]}"; do if [ "${st[$i]}" -ne 0 ]; then rc=${st[$i]}; '
+        'echo "pipeline stage $((i+1)) (${names[$i]}) exited ${st[$i]}" >&2; fi; done; exit "$rc"'
     )
     return body + "; " + check
