@@ -44,6 +44,8 @@ class Rows:
         """Render as an aligned text table, one string per line (like the mysql client)."""
         if not self.columns:
             return ["(no result)"]
+        if not self.rows:
+            return ["Empty set"]
         widths = [len(c) for c in self.columns]
         for row in self.rows:
             widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
