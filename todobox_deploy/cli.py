@@ -48,6 +48,7 @@ def _prompt_password(prompt: str) -> str:
 def run_wizard(config: DeployConfig, *, operator: str, session_dir: Path | None = None) -> int:
     """Connect (verifying the host key), then open the Textual wizard on the checklist."""
     from todobox_deploy.checklist.data import CHECKLIST
+    from todobox_deploy.engine.credentials import CredentialsError
     from todobox_deploy.engine.runner import DeployRunner
     from todobox_deploy.engine.session import DeploySession
     from todobox_deploy.journal.journal import Journal
@@ -62,9 +63,13 @@ def run_wizard(config: DeployConfig, *, operator: str, session_dir: Path | None 
     except RemoteError as exc:
         print(f"todobox-deploy: {exc}", file=sys.stderr)
         return EXIT_CONNECTION
-    session = DeploySession(
-        config, connection=conn, prompt_password=_prompt_password if interactive else None
-    )
+    session = DeploySession(config, connection=conn, prompt_password=_prompt_password if interactive else None)
+    try:  # find the DB password now, while a prompt can still use the terminal
+        session.db_password()
+    except (CredentialsError, RemoteError, OSError) as exc:
+        print(f"todobox-deploy: {exc}", file=sys.stderr)
+        session.close()
+        return EXIT_CONFIG
     directory = session_dir or _session_dir(config)
     journal = Journal(directory / "journal.jsonl", operator=operator, host=config.target.host)
     journal.record("session_started", config=str(config.source or ""), version=__version__)
