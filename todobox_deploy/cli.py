@@ -63,7 +63,8 @@ def run_wizard(config: DeployConfig, *, operator: str, session_dir: Path | None 
     except RemoteError as exc:
         print(f"todobox-deploy: {exc}", file=sys.stderr)
         return EXIT_CONNECTION
-    session = DeploySession(config, connection=conn, prompt_password=_prompt_password if interactive else None)
+    prompt = _prompt_password if interactive else None
+    session = DeploySession(config, connection=conn, prompt_password=prompt)
     try:  # find the DB password now, while a prompt can still use the terminal
         session.db_password()
     except (CredentialsError, RemoteError, OSError) as exc:
