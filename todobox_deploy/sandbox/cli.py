@@ -23,7 +23,9 @@ from todobox_deploy.sandbox.procs import SandboxError
 
 def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``sandbox`` with its ``up``, ``status`` and ``down`` sub-commands."""
-    sandbox = subparsers.add_parser("sandbox", help="the local sandbox production host (sshd, MariaDB, app)")
+    sandbox: argparse.ArgumentParser = subparsers.add_parser(
+        "sandbox", help="the local sandbox production host (sshd, MariaDB, app)"
+    )
     sandbox.set_defaults(handler=run_sandbox_command)
     actions = sandbox.add_subparsers(dest="sandbox_command", required=True)
     dir_help = f"sandbox directory (default: {default_directory()})"

@@ -296,6 +296,9 @@ def sandbox_restore(directory: Path | None = None) -> SandboxInfo:
             raise SandboxError(f"no sandbox in {d}: run `todobox-deploy sandbox up` first")
         sb.sshd.start()
         sb.db.start()
+        password = sb.password() or secrets.token_urlsafe(24)
+        appdb.create_database(sb.db, password)
+        sb.write_env_file(password)
         appdb.restore_bug_state(sb.db, int(sb.state.get("users", 0)))
         reset_repos(git)
         sb.supervisor.start(sb.app_port)  # also `supervisorctl start todobox` if a test stopped it
@@ -312,8 +315,10 @@ def sandbox_status(directory: Path | None = None) -> SandboxInfo | None:
     return sb.info() if sb.state else None
 
 
-def _leftovers(directory: Path) -> list[int]:
-    """Pids (other than us and our ancestors) whose cmdline or cwd is inside ``directory``."""
+_OUR_PROGRAMS = ("sshd", "mariadbd", "supervisord", "gunicorn")
+
+
+def _ancestors() -> set[int]:
     mine = {os.getpid()}
     pid = os.getppid()
     while pid > 1 and pid not in mine:
@@ -322,17 +327,25 @@ def _leftovers(directory: Path) -> list[int]:
             pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[1])
         except (OSError, ValueError, IndexError):
             break
+    return mine
+
+
+def _leftovers(directory: Path) -> list[int]:
+    """Live sshd/mariadbd/supervisord/gunicorn processes whose command line names ``directory``.
+
+    Every server the sandbox starts has the directory in its argv (config, datadir, pid file);
+    an operator's ``tail -f DIR/logs/app.log`` is not ours and is left alone.
+    """
+    mine = _ancestors()
+    needle = str(directory) + "/"
     found = []
-    needle = str(directory)
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in mine or not pid_alive(int(entry.name)):
+        if not entry.name.isdigit() or int(entry.name) in mine:
             continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            cwd = ""
-        if needle in cmdline(int(entry.name)) or cwd == needle or cwd.startswith(needle + "/"):
-            found.append(int(entry.name))
+        pid = int(entry.name)
+        line = cmdline(pid)
+        if needle in line and any(p in line for p in _OUR_PROGRAMS) and pid_alive(pid):
+            found.append(pid)
     return found
 
 

@@ -60,7 +60,7 @@ class Supervisor:
         app_log.parent.mkdir(parents=True, exist_ok=True)
         gunicorn = (
             f"{sys.executable} -m gunicorn --bind 127.0.0.1:{app_port} --workers 2 --timeout 30 "
-            "--access-logfile - --error-logfile - wsgi:app"
+            f"--pid {self.directory / 'gunicorn.pid'} --access-logfile - --error-logfile - wsgi:app"
         )
         run_as = "user = root\n" if os.geteuid() == 0 else ""
         self.config_path.write_text(
