@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from todobox_deploy.checklist.progress import Confirmation, ItemReport, SignOffReport
 
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def _who(c: Confirmation | None) -> tuple[Text, Text]:
@@ -29,7 +29,7 @@ class SignOffScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back", id="signoff.back"),
     ]
-    AUTO_FOCUS = "#signoff-phases"
+    AUTO_FOCUS = "#signoff-body"
 
     def __init__(self, report: SignOffReport) -> None:
         super().__init__()
@@ -51,7 +51,7 @@ class SignOffScreen(Screen[None]):
             yield Static("Other manual items", classes="signoff-heading")
             yield self._items_table("signoff-other", r.other_manual)
             meta = (
-                f"Deployment Date: {r.generated_at.strftime(TIME_FORMAT).strip()}\n"
+                f"Deployment Date: {r.generated_at.isoformat(timespec='seconds')}\n"
                 f"Deployed By: {r.operator}\n"
                 f"Host: {r.host or '-'}\n"
                 f"Status: {'Deployed and signed off' if r.complete else 'In progress'}"
@@ -69,6 +69,7 @@ class SignOffScreen(Screen[None]):
         for p in self.report.phases:
             summary = p.outcome.summary if p.outcome else ""
             facts = "; ".join(f"{k}={v}" for k, v in p.outcome.facts) if p.outcome else ""
+            facts = facts if len(facts) <= 40 else facts[:39] + "…"
             table.add_row(
                 Text(p.node.title), Text(p.status.value), Text(summary), Text(facts), *_who(p.confirmation)
             )

@@ -67,7 +67,7 @@ class WizardScreen(Screen[None]):
         Binding("r", "run_phase", "Run phase", id="run_phase", tooltip="Run the selected automated phase"),
         Binding("g", "run_next", "Run next", id="run_next", tooltip="Run the next unconfirmed phase"),
         Binding("c", "confirm_item", "Confirm item", id="confirm_item", tooltip="Confirm a manual item"),
-        Binding("escape,ctrl+c", "cancel_phase", "Cancel phase", id="cancel_phase"),
+        Binding("escape,ctrl+c", "cancel_phase", "Cancel phase", id="cancel_phase", key_display="esc"),
         Binding("l", "follow_live", "Follow live", id="follow_live", tooltip="Show the running phase's tail"),
         Binding("slash", "log_search", "Search log", id="log_search", show=False),
         Binding("f", "log_follow", "Follow", id="log_follow", show=False),
@@ -116,6 +116,7 @@ class WizardScreen(Screen[None]):
         self.title = "todobox-deploy"
         self.sub_title = f"{self.operator}@{self.host}" if self.host else self.operator
         self.set_interval(1.0, self._update_status_line, name="status-clock")
+        self._update_status_line()
         tree = self.query_one(ChecklistTree)
         tree.focus()
         first = self.progress.next_phase()
