@@ -115,7 +115,7 @@ def open_mysql_over_channel(
         host=SSH_DB_HOST,
         port=db.port,
         user=db.user,
-        password=password,
+        password=password.encode("utf-8"),  # PyMySQL would encode a str as latin-1
         database=db.name,
         defer_connect=True,
         connect_timeout=int(connect_timeout),
