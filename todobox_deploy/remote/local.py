@@ -11,12 +11,23 @@ from typing import Any
 
 import sh
 
-from todobox_deploy.engine.events import OutputSink
+from todobox_deploy.engine.events import OutputSink, Stream
 
 from . import quoting
 from .errors import CommandCancelled, CommandKilled
 from .lines import LineBatcher
 from .secrets import Secrets
+
+
+class _Writer:
+    def __init__(self, batcher: LineBatcher, stream: Stream) -> None:
+        self.batcher, self.stream = batcher, stream
+
+    def write(self, data: Any) -> None:
+        self.batcher.feed(self.stream, data if isinstance(data, bytes) else str(data).encode())
+
+    def flush(self) -> None:
+        pass
 
 
 def run_local(
@@ -30,34 +41,31 @@ def run_local(
 ) -> int:
     """Run a local command (no shell), streaming line batches to ``sink``; return its exit status.
 
-    Raises CommandKilled if it died from a signal, CommandCancelled if ``cancel`` was set.
+    Returns 127 if the program does not exist. Raises CommandKilled if it died from a signal,
+    CommandCancelled if ``cancel`` was set.
     """
     if isinstance(argv, str):
         raise TypeError("run_local() takes an argument list, not shell text")
     quoting.join(argv)  # rejects NUL and empty commands
     batcher = LineBatcher(sink, secrets)
 
-    def out(chunk: Any) -> None:
-        batcher.feed("stdout", chunk if isinstance(chunk, bytes) else str(chunk).encode())
-
-    def err(chunk: Any) -> None:
-        batcher.feed("stderr", chunk if isinstance(chunk, bytes) else str(chunk).encode())
-
-    cmd = sh.Command(argv[0])
+    try:
+        cmd: Any = sh.Command(argv[0])
+    except sh.CommandNotFound:
+        batcher.message("error", f"{argv[0]}: command not found")
+        return 127
     proc = cmd(
         *argv[1:],
-        _out=out,
-        _err=err,
+        _out=_Writer(batcher, "stdout"),  # a file-like target gets raw bytes (no per-chunk decoding)
+        _err=_Writer(batcher, "stderr"),
         _bg=True,
         _cwd=str(cwd) if cwd else None,
         _env=dict(env) if env is not None else dict(os.environ),
         _ok_code=list(range(256)),
-        _decode_errors="replace",
         _out_bufsize=0,
         _err_bufsize=0,
         _new_session=True,
         _bg_exc=False,
-        _encoding="utf-8",
     )
     cancelled = False
     try:
