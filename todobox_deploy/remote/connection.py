@@ -235,6 +235,8 @@ class SshConnection:
         t.banner_timeout = timeout
         t.handshake_timeout = timeout
         t.auth_timeout = timeout
+        # paramiko's own rekey every 512 MiB can stall a long stream for 30 s (paramiko#822): let sshd rekey
+        t.packetizer.REKEY_BYTES = t.packetizer.REKEY_PACKETS = 2**40
         opts = t.get_security_options()
         opts.ciphers = tuple(c for c in PREFERRED_CIPHERS if c in opts.ciphers)
         known = KnownHosts.load([*self._kh_files, *ep.known_hosts_files, self.pin_file])

@@ -36,9 +36,12 @@ class LineSplitter:
     def _split(self, text: str) -> list[str]:
         if not text:
             return []
-        parts = (self._partial + text).split("\n")
+        text = self._partial + text
+        parts = text.split("\n")
         self._partial = parts.pop()
-        return [p[:-1] if p.endswith("\r") else p for p in parts]
+        if "\r" in text:  # CRLF output: drop the CR (the common case skips this per-line pass)
+            return [p[:-1] if p.endswith("\r") else p for p in parts]
+        return parts
 
 
 class LineBatcher:
