@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -119,6 +120,9 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
     except SandboxError as exc:
         print(f"todobox-deploy sandbox: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `sandbox status | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except KeyboardInterrupt:
         print("todobox-deploy sandbox: interrupted", file=sys.stderr)
         return 130
