@@ -206,7 +206,9 @@ def test_reset_rebuilds_the_bug_state(sandbox: SandboxInfo) -> None:
     assert info.app_dir is not None
     git("pull", "-q", "origin", "master", cwd=info.app_dir)
     assert flask(info, "db", "upgrade").returncode == 0
+    before = sandbox_status(info.directory)
     rebuilt = sandbox_up(info.directory, users=USERS, reset=True)
+    assert before is not None and rebuilt.processes == before.processes  # servers kept, app restarted
     assert rebuilt.app_url == info.app_url and rebuilt.ssh_port == info.ssh_port
     summary = appdb.schema_summary(db_of(info))
     assert summary["alembic_version"] == ["c682ef478e45"] and "api_token" not in summary["columns"]

@@ -25,6 +25,7 @@ class DeployTomlValues:
     supervisor_config: Path
     app_port: int
     app_log: Path
+    db_log: Path
     db_port: int
     backup_dir: Path
 
@@ -56,7 +57,7 @@ service_name = "todobox"
 supervisor_config = {_q(v.supervisor_config)}
 health_url = {_q(base + "/health")}
 check_url = {_q(base + "/users")}
-log_files = [{_q(v.app_log)}]
+log_files = [{_q(v.app_log)}, {_q(v.db_log)}]
 git_remote = "origin"
 git_branch = "master"
 

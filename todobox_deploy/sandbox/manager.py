@@ -32,7 +32,7 @@ from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 from todobox_deploy.sandbox.ports import free_port, port_is_free
 from todobox_deploy.sandbox.procs import SandboxError, cmdline, pid_alive, terminate, wait_gone
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
-from todobox_deploy.sandbox.supervisor import Supervisor
+from todobox_deploy.sandbox.supervisor import PROGRAM, Supervisor
 
 DEFAULT_USERS = 200_000
 _STATE = "sandbox.json"
@@ -216,6 +216,7 @@ class _Sandbox:
             supervisor_config=self.supervisor.config_path,
             app_port=self.app_port,
             app_log=self.app_log,
+            db_log=self.db.log_path,
             db_port=self.db.port,
             backup_dir=self.backups,
         )
@@ -264,7 +265,7 @@ def sandbox_up(directory: Path | None = None, users: int = DEFAULT_USERS, reset:
         appdb.create_database(sb.db, password)
         if rebuild:
             if sb.supervisor.pid is not None:
-                sb.supervisor.stop()  # the app dir is about to be replaced
+                sb.supervisor.ctl("stop", PROGRAM, check=False)  # the app dir is about to be replaced
             sb.state["built"] = False
             appdb.restore_bug_state(sb.db, users)
             git = build_repos(sb.origin, sb.app_dir)

@@ -117,6 +117,8 @@ stdout_logfile_backups = 2
             self.pid_file.write_text(f"{proc.pid}\n")
         else:
             proc = None
+            if port_accepts(app_port):
+                return
             self.ctl("start", PROGRAM, check=False)
         deadline = time.monotonic() + timeout
         while not port_accepts(app_port):
