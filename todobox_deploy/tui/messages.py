@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -16,6 +17,8 @@ class LogBatch(Message):
     phase_id: str
     stream: Stream
     lines: list[str]
+    ack: Callable[[], None] | None = field(default=None, repr=False)
+    """Called by the receiver once the lines are taken (releases the sender's backpressure slot)."""
 
 
 @dataclass

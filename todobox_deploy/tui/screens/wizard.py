@@ -18,10 +18,11 @@ from textual.widgets import Footer, Header, Markdown, Static, Tree
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
 from todobox_deploy.checklist.progress import DeployProgress
-from todobox_deploy.engine.events import PhaseOutcome, PhaseRunner, PhaseStatus, Stream
+from todobox_deploy.engine.events import PhaseOutcome, PhaseRunner, PhaseStatus
 from todobox_deploy.tui.messages import LogBatch, PhaseFinished, PhaseStarted
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
+from todobox_deploy.tui.sink import make_log_sink
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
 from todobox_deploy.tui.widgets.log_pane import LogPane, TranscriptSink
 
@@ -274,17 +275,17 @@ class WizardScreen(Screen[None]):
         """Runs in a worker thread: only posts messages, never touches widgets."""
         self.post_message(PhaseStarted(phase_id))
 
-        def sink(stream: Stream, lines: list[str]) -> None:
-            if lines:
-                self.post_message(LogBatch(phase_id, stream, list(lines)))
-
-        outcome = self.runner.run(phase_id, sink, cancel)
+        outcome = self.runner.run(phase_id, make_log_sink(self, phase_id, cancel), cancel)
         self.post_message(PhaseFinished(phase_id, outcome))
         return outcome
 
     @on(LogBatch)
     def _log_batch(self, message: LogBatch) -> None:
-        self.log_pane.ingest(message.phase_id, message.stream, message.lines)
+        try:
+            self.log_pane.ingest(message.phase_id, message.stream, message.lines)
+        finally:
+            if message.ack is not None:
+                message.ack()
 
     @on(PhaseStarted)
     def _phase_started(self, message: PhaseStarted) -> None:

@@ -104,7 +104,7 @@ class LogPane(Vertical):
         self,
         *,
         max_lines: int = 10_000,
-        tick_cap: int = 5_000,
+        tick_cap: int = 2_000,
         fps: float = 30.0,
         transcript: TranscriptSink | None = None,
         id: str | None = None,  # noqa: A002 - Textual's own keyword
@@ -118,11 +118,13 @@ class LogPane(Vertical):
         self.query_text = ""
         self._windows: dict[str, deque[str]] = {}
         self._pending: deque[str] = deque(maxlen=max_lines)
+        self._skipped = 0  # lines that fell out of the pending deque before they could be painted
         self.ingested = 0
 
     def compose(self) -> ComposeResult:
         yield Label("", id="log-status")
-        yield PhaseLog(max_lines=self.max_lines, auto_scroll=True, id="log")
+        # A little headroom so "lines not painted" markers survive next to a full window.
+        yield PhaseLog(max_lines=self.max_lines + 16, auto_scroll=True, id="log")
         yield SearchInput(placeholder="Search this phase's log (enter: find, escape: close)", id="log-search")
 
     def on_mount(self) -> None:
@@ -149,7 +151,13 @@ class LogPane(Vertical):
         if self.viewing is None:
             self.viewing = phase_id
         if phase_id == self.viewing:
-            self._pending.extend(formatted)
+            self._queue(formatted)
+
+    def _queue(self, lines: list[str] | deque[str]) -> None:
+        overflow = len(self._pending) + len(lines) - self.max_lines
+        if overflow > 0:
+            self._skipped += min(overflow, len(self._pending) + len(lines))
+        self._pending.extend(lines)
 
     def window(self, phase_id: str) -> list[str]:
         """The in-memory tail of a phase's log (what the pane can show)."""
@@ -168,6 +176,10 @@ class LogPane(Vertical):
             pending.clear()
         else:
             batch = [pending.popleft() for _ in range(self.tick_cap)]
+        if self._skipped:
+            # Output outran the screen: say so rather than splice unrelated lines silently.
+            batch.insert(0, f"{GUTTER['info']}… {self._skipped:,} lines not painted while catching up …")
+            self._skipped = 0
         if self.follow and log.is_vertical_scroll_end:
             log.write_lines(batch, scroll_end=True)
             self.new_lines = 0
@@ -182,13 +194,14 @@ class LogPane(Vertical):
             return
         self.viewing = phase_id
         self._pending.clear()
+        self._skipped = 0
         log = self.log_widget
         log.clear()
         log.match_line = None
         self.new_lines = 0
         if phase_id is not None:
             self._pending.extend(self._windows.get(phase_id, ()))
-            self.drain()
+            self.drain()  # the rest follows on the next ticks
         log.scroll_end(animate=False)
         self._update_status()
 
