@@ -86,4 +86,6 @@ def run_local(
             raise CommandCancelled(f"{argv[0]} was cancelled")
         return int(proc.exit_code)
     finally:
+        if proc.process.exit_code is not None:
+            proc.process.wait()  # sh joins its output threads only here, not in wait(timeout=...)
         batcher.close()
