@@ -226,11 +226,13 @@ def test_json_has_exactly_the_documented_keys(sandbox: SandboxInfo) -> None:
 
 
 def test_down_leaves_no_process(tmp_path: Path) -> None:
-    directory = tmp_path / "sb"
+    directory = tmp_path / ("a-long-sandbox-directory-" * 4)  # sockets must move to short paths
+    assert len(str(directory / "supervisor" / "supervisor.sock").encode()) > 108
     assert sandbox_status(directory) is None
     info = sandbox_up(directory, users=50)
     pids = [pid for pid in info.processes.values() if pid is not None]
     assert len(pids) == 3
+    assert len(str(info.db_socket).encode()) < 100
     bind = "127.0.0.1:" + info.app_url.split(":")[2].split("/")[0]
     gunicorns = [p for p in _all_pids() if "gunicorn" in cmdline(p) and bind in cmdline(p)]
     assert gunicorns, "gunicorn is not running"

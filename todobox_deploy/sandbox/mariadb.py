@@ -10,18 +10,23 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from todobox_deploy.sandbox.ports import free_port, port_accepts, port_is_free
-from todobox_deploy.sandbox.procs import SandboxError, cmdline, log_tail, pid_alive, read_pid, terminate
+from todobox_deploy.sandbox.procs import (
+    SandboxError,
+    cmdline,
+    log_tail,
+    pid_alive,
+    read_pid,
+    short_socket_path,
+    terminate,
+)
 
 if TYPE_CHECKING:
     import pymysql
-
-_MAX_SOCKET = 100  # Linux sun_path is 108 bytes; keep a margin
 
 
 def _tool(*names: str) -> str:
@@ -58,10 +63,7 @@ class ThrowawayMariaDB:
         return state if isinstance(state, dict) else {}
 
     def _choose_socket(self) -> Path:
-        candidate = self.directory / "mysqld.sock"
-        if len(os.fsencode(candidate)) < _MAX_SOCKET:
-            return candidate
-        return Path(tempfile.mkdtemp(prefix="tbx-db-", dir="/tmp")) / "mysqld.sock"
+        return short_socket_path(self.directory, "mysqld.sock", "tbx-db")
 
     def _save_state(self) -> None:
         self._state_path.write_text(json.dumps({"port": self.port, "socket": str(self.socket)}) + "\n")
@@ -112,7 +114,7 @@ class ThrowawayMariaDB:
             return
         server = _tool("mariadbd", "mysqld")
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.socket.parent.mkdir(parents=True, exist_ok=True)
+        self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._install()
         if not self.port or not port_is_free(self.port):
             self.port = free_port()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import time
@@ -102,6 +103,18 @@ def terminate(pid: int | None, timeout: float = 15.0) -> list[int]:
             os.kill(pid, signal.SIGKILL)
         wait_gone([pid], 5.0)
     return [pid]
+
+
+def short_socket_path(directory: Path, name: str, prefix: str) -> Path:
+    """``directory/name`` when short enough for a unix socket (< 100 bytes), else a fixed path under /tmp.
+
+    The /tmp fallback is derived from the directory (no side effects), so restarts find it again.
+    """
+    candidate = directory / name
+    if len(os.fsencode(candidate)) < 100:
+        return candidate
+    digest = hashlib.sha256(os.fsencode(directory)).hexdigest()[:16]
+    return Path("/tmp") / f"{prefix}-{digest}" / name
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,12 +16,12 @@ from todobox_deploy.sandbox.procs import (
     log_tail,
     pid_alive,
     read_pid,
+    short_socket_path,
     terminate,
     wait_gone,
 )
 
 PROGRAM = "todobox"
-_MAX_SOCKET = 100
 
 
 def _clean_env() -> dict[str, str]:
@@ -44,10 +43,7 @@ class Supervisor:
         self.socket = socket or self._choose_socket()
 
     def _choose_socket(self) -> Path:
-        candidate = self.directory / "supervisor.sock"
-        if len(os.fsencode(candidate)) < _MAX_SOCKET:
-            return candidate
-        return Path(tempfile.mkdtemp(prefix="tbx-sv-", dir="/tmp")) / "supervisor.sock"
+        return short_socket_path(self.directory, "supervisor.sock", "tbx-sv")
 
     @property
     def pid(self) -> int | None:
@@ -103,7 +99,7 @@ stdout_logfile_backups = 2
     def start(self, app_port: int, timeout: float = 20.0) -> None:
         """Start supervisord (unless running) and wait until gunicorn accepts on ``app_port``."""
         if self.pid is None:
-            self.socket.parent.mkdir(parents=True, exist_ok=True)
+            self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.socket.unlink(missing_ok=True)
             with self.log_path.open("ab") as log:
                 proc = subprocess.Popen(
