@@ -118,7 +118,6 @@ class ThrowawaySshd:
                 f"HostKey {self.host_key}",
                 f"PidFile {self.pid_file}",
                 f"AuthorizedKeysFile {self.authorized_keys}",
-                f"AllowUsers {self.user}",
                 "StrictModes no",
                 "UsePAM no",
                 "PasswordAuthentication no",
