@@ -9,7 +9,8 @@ Scenarios (the producer is a thread, like the engine's SSH reader):
   idle       no ingest; key latency only                     -> latency baseline
   per_line   stock Log, call_from_thread(write_line) per line -> rate baseline (run on fewer lines)
   unbounded  stock Log, no max_lines, 1,000 lines per call    -> memory baseline
-  pane       LogPane: LogBatch messages of 1,000 lines -> bounded deque -> 30 Hz drain (cap 5,000/tick)
+  pane       the wizard's path: make_log_sink (1,000-line LogBatch, <= 4 in flight) -> LogPane.ingest ->
+             bounded deque -> 30 Hz drain, <= 2,000 lines per tick (env BENCH_TICK_CAP)
 Key latency: a second thread posts a Key event every 50 ms; the binding's action measures send -> handled.
 """
 
@@ -55,7 +56,7 @@ class BenchApp(App[None]):
 
     def compose(self) -> ComposeResult:
         if self.mode == "pane":
-            yield LogPane(max_lines=10_000, tick_cap=int(os.environ.get("CAP", 5000)), fps=30)
+            yield LogPane(max_lines=10_000, tick_cap=int(os.environ.get("BENCH_TICK_CAP", "2000")), fps=30)
         else:
             yield Log(max_lines=None if self.mode == "unbounded" else 10_000)
 

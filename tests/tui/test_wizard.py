@@ -288,3 +288,59 @@ async def test_all_phases_confirmed_opens_signoff(
         await pilot.press("escape")
         await pilot.press("ctrl+q")
     assert app.return_value == 0
+
+
+async def test_command_palette_runs_next_phase(
+    build_app: Callable[..., DeployApp], runner: FakeRunner
+) -> None:
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.1)
+        await pilot.press(*"Run next phase")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        assert runner.runs == ["backup"]
+
+
+async def test_palette_offers_nothing_mutating_on_signoff(build_app: Callable[..., DeployApp]) -> None:
+    from todobox_deploy.tui.commands import DeployCommands
+
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        on_wizard = [name for name, _, _ in DeployCommands(app.screen)._commands()]
+        assert "Run next phase" in on_wizard and "Go to phase: 5. Run Database Migrations" in on_wizard
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SignOffScreen))
+        assert [name for name, _, _ in DeployCommands(app.screen)._commands()] == ["Back to the wizard"]
+
+
+async def test_ctrl_c_cancels_and_quit_is_guarded(
+    build_app: Callable[..., DeployApp], runner: FakeRunner
+) -> None:
+    runner.scripts["backup"] = Script(block_until_cancel=True)
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        await wait_for(pilot, runner.started.is_set)
+        await pilot.press("ctrl+q")  # refused once while a phase runs
+        await pilot.pause()
+        assert app.is_running and app.progress.running == "backup"
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        assert app.progress.status["backup"] is PhaseStatus.CANCELLED
+
+
+async def test_journal_failure_is_reported_not_fatal(
+    build_app: Callable[..., DeployApp], runner: FakeRunner
+) -> None:
+    def broken(entry: dict[str, Any]) -> None:
+        raise OSError("disk full")
+
+    app = build_app(journal=broken)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await run_and_confirm(pilot, app)
+        assert app.progress.is_confirmed("backup")
+        assert any("disk full" in n.message for n in app._notifications)

@@ -64,6 +64,7 @@ class DeployApp(App[int]):
         self.transcripts = TranscriptWriter(transcript_dir) if transcript_dir is not None else None
         self.max_log_lines = max_log_lines
         self.wizard: WizardScreen | None = None
+        self._quit_warned = False
 
     @property
     def host(self) -> str | None:
@@ -96,12 +97,16 @@ class DeployApp(App[int]):
             self.wizard.show_signoff()
 
     async def action_quit(self) -> None:
-        if self.progress.running is not None:
+        if self.progress.running is not None and not self._quit_warned:
+            self._quit_warned = True
             self.notify(
-                f"Phase {self.progress.running!r} is running: cancel it (escape) and wait before quitting.",
+                f"Phase {self.progress.running!r} is running: cancel it (escape) and wait, "
+                "or press ctrl+q again to cancel it and quit.",
                 severity="warning",
             )
             return
+        if self.wizard is not None and self.progress.running is not None:
+            self.wizard.action_cancel_phase()  # the worker thread sees the event; the screen unmount too
         self.exit(0 if self.progress.all_confirmed else 1)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -139,7 +139,12 @@ class WizardScreen(Screen[None]):
     def _record(self, event: str, **fields: Any) -> None:
         entry: dict[str, Any] = {"event": event, "operator": self.operator, "at": self.clock().isoformat()}
         entry.update(fields)
-        self.journal(entry)
+        try:
+            self.journal(entry)
+        except Exception as exc:  # the audit trail failing must be loud, but must not kill the session
+            self.notify(
+                f"{type(exc).__name__}: {exc}", title="Journal write failed", severity="error", timeout=30
+            )
 
     def _refresh_state(self) -> None:
         confirmed = {c.node_id for c in self.progress.phase_confirmations.values() if c.accepted}
