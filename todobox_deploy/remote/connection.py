@@ -224,7 +224,6 @@ class SshConnection:
                 sock.close()
             raise
         self._hops, self._transport = hops[:-1], hops[-1]
-        self._transport.set_keepalive(max(1, int(self.heartbeat_interval)))
         self._lost_reason = None
         self._start_heartbeat(self._transport)
 
@@ -355,6 +354,8 @@ class SshConnection:
 
     def _start_heartbeat(self, t: paramiko.Transport) -> None:
         self._hb_stop.set()
+        if self.heartbeat_interval <= 0:
+            return
         stop = self._hb_stop = threading.Event()
         threading.Thread(target=self._heartbeat, args=(t, stop), daemon=True, name="ssh-heartbeat").start()
 
