@@ -21,6 +21,7 @@ from todobox_deploy.sandbox.procs import (
     log_tail,
     pid_alive,
     read_pid,
+    remove_socket,
     short_socket_path,
     terminate,
 )
@@ -183,6 +184,7 @@ class ThrowawayMariaDB:
                 self._proc.wait(timeout=5)
             self._proc = None
         self.pid_file.unlink(missing_ok=True)
+        remove_socket(self.socket)
         return stopped
 
     def admin_connect(self, database: str | None = None) -> pymysql.Connection[Any]:

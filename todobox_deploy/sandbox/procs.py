@@ -117,6 +117,14 @@ def short_socket_path(directory: Path, name: str, prefix: str) -> Path:
     return Path("/tmp") / f"{prefix}-{digest}" / name
 
 
+def remove_socket(path: Path) -> None:
+    """Remove a unix socket file, and its /tmp fallback directory when that is now empty."""
+    path.unlink(missing_ok=True)
+    if path.parent.parent == Path("/tmp") and path.parent.name.startswith("tbx-"):
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     """The last ``lines`` lines of a log file ("" when missing)."""
     try:

@@ -16,6 +16,7 @@ from todobox_deploy.sandbox.procs import (
     log_tail,
     pid_alive,
     read_pid,
+    remove_socket,
     short_socket_path,
     terminate,
     wait_gone,
@@ -150,4 +151,5 @@ stdout_logfile_backups = 2
         for left in wait_gone(tree, 5.0):
             stopped += terminate(left, timeout=2.0)
         self.pid_file.unlink(missing_ok=True)
+        remove_socket(self.socket)
         return stopped + [p for p in tree if p not in stopped]
