@@ -29,7 +29,9 @@ class DeployRunner:
     def run(self, phase_id: str, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
         phase = PHASES.get(phase_id)
         if phase is None:
-            return PhaseOutcome(PhaseStatus.SKIPPED, f"phase {phase_id!r} is not automated yet")
+            summary = f"phase {phase_id!r} is not automated yet: carry it out by hand from the checklist text"
+            sink("info", [summary])
+            return PhaseOutcome(PhaseStatus.SKIPPED, summary)
         transcript = self._open_transcript(phase_id)
         tee = _tee(sink, transcript)
         try:
