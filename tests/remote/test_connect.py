@@ -204,3 +204,31 @@ def test_ssh_config_alias_and_proxyjump_checks_both_keys(sshd_server: ThrowawayS
     conn2.connect()
     conn2.close()
     assert len(seen) == 1  # the jump host's key was checked (and pinned) first; same key serves the target
+
+
+def test_agent_auth(
+    sshd_server: ThrowawaySshd, target: TargetConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.02)
+        env = {"SSH_AUTH_SOCK": str(sock), "PATH": "/usr/bin:/bin"}
+        subprocess.run(
+            ["ssh-add", "-q", str(sshd_server.client_key)], env=env, check=True, capture_output=True
+        )
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no default ~/.ssh/id_* keys
+        t = dataclasses.replace(target, identity_file=None)
+        with pytest.raises(AuthenticationFailed):
+            make_conn(t, tmp_path, allow_agent=False).connect()
+        conn = make_conn(t, tmp_path, allow_agent=True)
+        conn.connect()
+        assert conn.capture(["sh", "-c", "echo ${SSH_AUTH_SOCK:-no-forwarding}"]).stdout == "no-forwarding\n"
+        conn.close()
+    finally:
+        agent.terminate()
+        agent.wait(5)

@@ -259,3 +259,16 @@ def test_no_auto_add_policy_anywhere() -> None:
         text = path.read_text()
         assert "AutoAddPolicy" not in text and "WarningPolicy" not in text, path
         assert "set_missing_host_key_policy" not in text and "save_host_keys" not in text
+
+
+def test_pid_line_is_stripped_even_when_cut_short() -> None:
+    from todobox_deploy.remote.stream import _PidFilter, wrap_command
+
+    f = _PidFilter()
+    assert f.feed(b"__todobox_pid__=4") == b"" and f.feed(b"2\nout") == b"out" and f.pid == 42
+    cut = _PidFilter()
+    assert cut.feed(b"__todobox_pi") == b"" and cut.flush() == b""  # a dropped link mid-marker: no output
+    other = _PidFilter()
+    assert other.feed(b"motd\n") == b"motd\n" and other.pid is None
+    cmd = wrap_command("echo 'x'")
+    assert cmd.startswith("echo __todobox_pid__=$$; exec env PYTHONUNBUFFERED=1 bash -o pipefail -c ")

@@ -61,6 +61,8 @@ class _PidFilter:
 
     def flush(self) -> bytes:
         rest, self._buf = (self._buf or b""), None
+        if b"\n" not in rest and (PID_MARK + b"0123456789").startswith(rest[: len(PID_MARK)]):
+            return b""  # a pid line cut short by a dropped link: not command output
         return rest
 
 
