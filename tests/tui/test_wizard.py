@@ -250,6 +250,7 @@ async def test_transcript_written(
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
         assert len(wizard(app).log_pane.window("backup")) == 1_000
+        await wait_for(pilot, lambda: (tmp_path / "backup.log").read_text().count("\n") == 12_000)  # flushed
     text = (tmp_path / "backup.log").read_text()
     assert text.count("\n") == 12_000 and text.startswith("  backup line 0\n")
 

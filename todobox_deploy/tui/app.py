@@ -89,6 +89,11 @@ class DeployApp(App[int]):
         if self.transcripts is not None:
             self.transcripts.close()
 
+    def on_phase_finished(self, message: PhaseFinished) -> None:
+        """Bubbled up from the wizard after it handled the outcome: make the transcripts durable."""
+        if self.transcripts is not None:
+            self.transcripts.flush()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action == "show_signoff" and isinstance(self.screen, SignOffScreen))
 
