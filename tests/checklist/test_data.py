@@ -159,3 +159,26 @@ def test_phase_node_invariant() -> None:
         ChecklistNode("x", "X", NodeKind.MANUAL, phase="p")
     with pytest.raises(ValueError):
         ChecklistNode("x", "X", NodeKind.AUTOMATED)
+
+
+GOLDEN_IDS = """
+checklist predeploy predeploy.read_summary predeploy.read_analysis predeploy.backup
+predeploy.staging_test predeploy.notify_team deploy deploy.stop deploy.code deploy.verify_files
+deploy.db_check deploy.migrate deploy.verify_migration deploy.start deploy.post_verify
+deploy.post_verify.http deploy.post_verify.logs deploy.post_verify.login deploy.post_verify.db_query
+deploy.post_verify.api_token monitoring monitoring.logs monitoring.issues
+monitoring.issues.unknown_column monitoring.issues.wont_start monitoring.issues.slow_db
+monitoring.issues.connection_refused monitoring.rollback monitoring.rollback.stop
+monitoring.rollback.restore_db monitoring.rollback.downgrade monitoring.rollback.previous_code
+monitoring.rollback.start monitoring.rollback.verify postdeploy postdeploy.app_starts
+postdeploy.login postdeploy.no_unknown_column postdeploy.db_queries postdeploy.api_token
+postdeploy.user_features postdeploy.team_notified reference reference.migration_status
+reference.history reference.branches reference.column reference.index reference.alembic_version
+support support.check_logs support.troubleshooting support.restore support.contact success
+success.migration success.app_starts success.no_unknown_column success.db_queries success.features
+""".split()  # noqa: SIM905 - readable as a block
+
+
+def test_ids_match_the_golden_list() -> None:
+    """Ids are written to journals: renaming or reordering one must be a deliberate change here too."""
+    assert [n.id for n in CHECKLIST.walk()] == GOLDEN_IDS

@@ -66,3 +66,17 @@ def test_report_complete_after_all_phases() -> None:
     assert len(report.phases) == 9 and len(report.post_deploy) == 7 and len(report.success) == 5
     assert [i.node.id for i in report.post_deploy if i.confirmation] == ["postdeploy.login"]
     assert report.phases[0].confirmation is not None and report.phases[0].confirmation.operator == "alice"
+
+
+def test_open_manual_items_before_a_phase() -> None:
+    p = DeployProgress(CHECKLIST)
+    assert [n.id for n in p.open_items_before("backup")] == [
+        "predeploy.read_summary",
+        "predeploy.read_analysis",
+    ]
+    p.confirm_item("predeploy.read_summary", "alice", NOW)
+    assert [n.id for n in p.open_items_before("stop_app")] == [
+        "predeploy.read_analysis",
+        "predeploy.staging_test",
+        "predeploy.notify_team",
+    ]

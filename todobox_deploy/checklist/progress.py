@@ -92,6 +92,16 @@ class DeployProgress:
                 return f"confirm phase {earlier!r} first"
         return None
 
+    def open_items_before(self, phase_id: str) -> tuple[ChecklistNode, ...]:
+        """MANUAL items that come before this phase in the checklist and are not confirmed yet."""
+        open_items: list[ChecklistNode] = []
+        for node in self.checklist.walk():
+            if node.phase == phase_id:
+                break
+            if node.kind is NodeKind.MANUAL and node.id not in self.item_confirmations:
+                open_items.append(node)
+        return tuple(open_items)
+
     def start(self, phase_id: str) -> None:
         reason = self.refusal(phase_id)
         if reason is not None:

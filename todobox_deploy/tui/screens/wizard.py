@@ -264,7 +264,11 @@ class WizardScreen(Screen[None]):
         self._started_at = self.clock()
         self.log_pane.show_phase(phase_id)
         self.log_pane.follow_tail()
-        self._record("phase_started", phase=phase_id)
+        open_items = self.progress.open_items_before(phase_id)
+        self._record("phase_started", phase=phase_id, open_items=[n.id for n in open_items])
+        if open_items:
+            titles = "; ".join(n.title for n in open_items[:3]) + ("; …" if len(open_items) > 3 else "")
+            self.notify(f"Unconfirmed manual items before this phase: {titles}", severity="warning")
         self._refresh_state()
         self.app.run_worker(
             partial(self._phase_body, phase_id, cancel),
