@@ -271,4 +271,6 @@ def test_pid_line_is_stripped_even_when_cut_short() -> None:
     other = _PidFilter()
     assert other.feed(b"motd\n") == b"motd\n" and other.pid is None
     cmd = wrap_command("echo 'x'")
-    assert cmd.startswith("echo __todobox_pid__=$$; exec env PYTHONUNBUFFERED=1 bash -o pipefail -c ")
+    assert cmd.startswith(
+        "echo __todobox_pid__=$$; exec env PYTHONUNBUFFERED=1 bash --norc --noprofile -o pipefail -c "
+    )

@@ -43,7 +43,7 @@ d=$1; job=$2
 echo $$ > "$d/pid"
 trap ':' TERM INT HUP
 if [ "$3" = 1 ]; then exec 8< "$d/stdin"; rm -f -- "$d/stdin"; else exec 8< /dev/null; fi
-env PYTHONUNBUFFERED=1 bash -o pipefail -c "$job" >> "$d/log" 2>&1 <&8 8<&- 9>&-
+env PYTHONUNBUFFERED=1 bash --norc --noprofile -o pipefail -c "$job" >> "$d/log" 2>&1 <&8 8<&- 9>&-
 rc=$?
 printf '%s\n' "$rc" > "$d/rc.tmp" && mv -f -- "$d/rc.tmp" "$d/rc"
 """
@@ -62,7 +62,8 @@ fi
 : > "$d/log"; rm -f -- "$d/stdin" "$d/rc" "$d/pid"
 if [ "$has_stdin" = 1 ]; then mkfifo -m 600 -- "$d/stdin" || exit 70; fi
 date -u +%FT%TZ > "$d/started"
-setsid -f bash -c WRAPPER todobox-run "$d" "$job" "$has_stdin" < /dev/null > /dev/null 2>&1 || exit 70
+setsid -f bash --norc --noprofile -c WRAPPER todobox-run "$d" "$job" "$has_stdin" \
+  < /dev/null > /dev/null 2>&1 || exit 70
 if [ "$has_stdin" = 1 ]; then
   timeout 30 cat > "$d/stdin" || { echo "could not hand stdin to run $2" >&2; exit 71; }
 fi

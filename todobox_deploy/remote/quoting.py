@@ -54,7 +54,7 @@ def env_prefix(env: dict[str, str]) -> list[str]:
 def bash(script: str) -> str:
     """Run shell text under ``bash -o pipefail -c`` (the login shell may be dash, without pipefail)."""
     check_arg(script)
-    return shlex.join(["bash", "-o", "pipefail", "-c", script])
+    return shlex.join(["bash", "--norc", "--noprofile", "-o", "pipefail", "-c", script])
 
 
 def pipeline(*stages: Sequence[str]) -> str:

@@ -32,9 +32,12 @@ def wrap_command(script: str) -> str:
 
     The login shell is the session leader (sshd calls setsid), so the pid it prints is the
     process group a cancel kills. ``PYTHONUNBUFFERED=1`` goes through ``env``, not channel env
-    (sshd drops variables not in AcceptEnv without an error).
+    (sshd drops variables not in AcceptEnv without an error). ``--norc``: bash run by sshd would
+    source ~/.bashrc again (the login shell already did, and its exports are inherited).
     """
-    inner = shlex.join(["env", "PYTHONUNBUFFERED=1", "bash", "-o", "pipefail", "-c", script])
+    inner = shlex.join(
+        ["env", "PYTHONUNBUFFERED=1", "bash", "--norc", "--noprofile", "-o", "pipefail", "-c", script]
+    )
     return f"echo {PID_MARK.decode()}$$; exec {inner}"
 
 
