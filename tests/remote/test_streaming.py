@@ -115,3 +115,13 @@ def test_secret_in_command_text_is_refused_and_output_redacted(conn: SshConnecti
     script = 'python3 -c "import os,sys\nd=sys.stdin.buffer.read()\nfor b in d: os.write(1, bytes([b]))"'
     conn.run(script, sink, stdin=b"pw=hunter2-secret end\n", secrets=secrets)
     assert sink.lines() == ["pw=[REDACTED] end"]
+
+
+def test_cancel_before_the_command_started(conn: SshConnection, tmp_path: Path) -> None:
+    marker = tmp_path / "ran-on"
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CommandCancelled):
+        conn.run(f"sleep 1; touch {marker}", Collector(), cancel=cancel)
+    time.sleep(1.5)
+    assert not marker.exists()

@@ -193,9 +193,9 @@ class DetachedRun:
             nonlocal cancelled
             batcher.maybe_flush()
             if cancel is not None and cancel.is_set() and not cancelled:
-                cancelled = True
                 batcher.message("info", f"cancelling run {self.run_id}")
-                self.cancel()
+                self.cancel()  # if the link is down this raises; it is sent again after the reconnect
+                cancelled = True
 
         try:
             while True:

@@ -131,7 +131,7 @@ def run_on_channel(
                 elif deadline is not None and time.monotonic() > deadline:
                     stop_reason = "timed out"
                 if stop_reason is not None:
-                    _stop(chan, pid_filter.pid, kill_group, stop_reason, pump)
+                    _stop(chan, pid_filter, kill_group, pump)
                     break
         # drain whatever is left: recv returns b"" at EOF; the timeout guards a half-dead channel
         chan.settimeout(0.5)
@@ -163,17 +163,26 @@ def run_on_channel(
 
 
 def _stop(
-    chan: paramiko.Channel, pid: int | None, kill_group: KillGroup | None, why: str, pump: Callable[[], None]
+    chan: paramiko.Channel,
+    pid_filter: _PidFilter,
+    kill_group: KillGroup | None,
+    pump: Callable[[], None],
 ) -> None:
     """TERM the remote process group, wait up to 5 s for it to end, then KILL; close the channel."""
-    if pid is not None and kill_group is not None:
-        kill_group(pid, "TERM")
-        end = time.monotonic() + 5
-        while time.monotonic() < end and not (chan.eof_received or chan.closed):
+
+    def wait(seconds: float, done: Callable[[], bool]) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not done() and not (chan.eof_received or chan.closed):
             select.select([chan], [], [], 0.05)
             pump()
-        if not (chan.eof_received or chan.closed):
-            kill_group(pid, "KILL")
+
+    if kill_group is not None:
+        wait(2, lambda: pid_filter.pid is not None)  # cancelled right after the start: the pid is on its way
+        if pid_filter.pid is not None:
+            kill_group(pid_filter.pid, "TERM")
+            wait(5, lambda: False)
+            if not (chan.eof_received or chan.closed):
+                kill_group(pid_filter.pid, "KILL")
     chan.close()
 
 
