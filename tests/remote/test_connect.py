@@ -25,7 +25,7 @@ from todobox_deploy.remote.errors import (
 from todobox_deploy.remote.hostkeys import fingerprint
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
 
-from .conftest import make_conn
+from .conftest import CuttableProxy, make_conn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -184,26 +184,36 @@ def test_silent_server_times_out(target: TargetConfig, tmp_path: Path) -> None:
     listener.close()
 
 
-def test_ssh_config_alias_and_proxyjump_checks_both_keys(sshd_server: ThrowawaySshd, tmp_path: Path) -> None:
+def test_ssh_config_alias_and_proxyjump_checks_both_keys(
+    sshd_server: ThrowawaySshd, proxy: CuttableProxy, tmp_path: Path
+) -> None:
+    # the jump host is reached at the proxy's port, so its known_hosts name differs from the target's
     cfg = tmp_path / "ssh_config"
     cfg.write_text(
         f"Host prod\n  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User {sshd_server.user}\n"
         f"  IdentityFile {sshd_server.client_key}\n  ProxyJump bastion\n"
-        f"Host bastion\n  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User {sshd_server.user}\n"
+        f"Host bastion\n  HostName 127.0.0.1\n  Port {proxy.port}\n  User {sshd_server.user}\n"
         f"  IdentityFile {sshd_server.client_key}\n"
     )
-    t = TargetConfig(host="prod", ssh_config=cfg, known_hosts=sshd_server.known_hosts)
-    conn = make_conn(t, tmp_path)
+    t = TargetConfig(host="prod", ssh_config=cfg)
+    with pytest.raises(HostKeyUnknown) as exc:
+        make_conn(t, tmp_path).connect()
+    assert exc.value.info.port == proxy.port  # the jump host is checked first
+    seen: list[HostKeyInfo] = []
+    conn = make_conn(t, tmp_path, confirm_host_key=lambda i: seen.append(i) or True)
     conn.connect()
-    assert len(conn._hops) == 1  # went through the jump host
+    assert [i.port for i in seen] == [proxy.port, sshd_server.port]  # both keys checked and pinned
+    assert len(conn._hops) == 1
     assert conn.capture(["echo", "via jump"]).stdout == "via jump\n"
     conn.close()
-    seen: list[HostKeyInfo] = []
-    t2 = dataclasses.replace(t, known_hosts=None)
-    conn2 = make_conn(t2, tmp_path, confirm_host_key=lambda i: seen.append(i) or True)
-    conn2.connect()
-    conn2.close()
-    assert len(seen) == 1  # the jump host's key was checked (and pinned) first; same key serves the target
+    pins = conn.pin_file.read_text().splitlines()
+    assert [line.split()[0] for line in pins] == [
+        f"[127.0.0.1]:{proxy.port}",
+        f"[127.0.0.1]:{sshd_server.port}",
+    ]
+    again = make_conn(t, tmp_path)  # verified against both pins, no prompt
+    again.connect()
+    again.close()
 
 
 def test_agent_auth(

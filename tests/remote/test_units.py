@@ -259,6 +259,7 @@ def test_no_auto_add_policy_anywhere() -> None:
         text = path.read_text()
         assert "AutoAddPolicy" not in text and "WarningPolicy" not in text, path
         assert "set_missing_host_key_policy" not in text and "save_host_keys" not in text
+        assert "get_pty" not in text and "invoke_shell" not in text  # no PTY: it would echo stdin secrets
 
 
 def test_pid_line_is_stripped_even_when_cut_short() -> None:

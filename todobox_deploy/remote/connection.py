@@ -151,7 +151,7 @@ class SshConnection:
             if self._transport is not None and self._transport.is_active():
                 return
             self._teardown()
-            for _ in range(2):
+            for _ in range(len(self.resolved.jumps) + 2):  # each hop may pin once, then verify
                 try:
                     self._connect_chain()
                     return
