@@ -55,7 +55,7 @@ def _config(tmp_path: Path, sshd: ThrowawaySshd, known_hosts: Path | None) -> Pa
 def _exec(cfg: Path, tmp_path: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
     return subprocess.run(
-        [sys.executable, "-m", "todobox_deploy.remote.exec_cli", "exec", "--config", str(cfg), *cmd],
+        [sys.executable, "-m", "todobox_deploy", "exec", "--config", str(cfg), *cmd],
         capture_output=True,
         text=True,
         env=env,

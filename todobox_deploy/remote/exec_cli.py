@@ -42,7 +42,7 @@ def add_exec_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--run-id", help="run id for --detached (default: generated)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
-    p.set_defaults(func=run_exec_command)
+    p.set_defaults(handler=run_exec_command)  # cli.main dispatches on `handler`
     return p
 
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="todobox-deploy")
     add_exec_parser(parser.add_subparsers(dest="cmd", required=True))
     ns = parser.parse_args(argv)
-    return int(ns.func(ns))
+    return int(ns.handler(ns))
 
 
 if __name__ == "__main__":
