@@ -145,12 +145,15 @@ def test_reattach_after_tool_restart(target: TargetConfig, tmp_path: Path) -> No
     run.launch(NUMBERED.format(n=50, d=0.02))
     first.close()  # the tool "exits"
     second = make_conn(target, tmp_path)
+    assert second.run_state("restart-1")[0] in ("running", "finished")
+    assert second.run_state("never-started")[0] == "absent"
     sink = Collector()
     assert second.attach("restart-1", sink, offset=0) == 3
     assert sink.lines() == _expected(50)
     sink2 = Collector()
     assert second.attach("restart-1", sink2, offset=len("line 1\nline 2\n")) == 3
     assert sink2.lines() == _expected(50)[2:]
+    assert second.run_state("restart-1") == ("finished", 3, len("".join(f"{x}\n" for x in _expected(50))))
     second.close()
 
 

@@ -485,6 +485,18 @@ class SshConnection:
 
         return DetachedRun(self, run_id).follow(sink, offset=offset, cancel=cancel, secrets=secrets)
 
+    def run_state(self, run_id: str) -> tuple[str, int | None, int | None]:
+        """State of a detached run: ("absent"|"running"|"finished"|"unknown", exit code, log size)."""
+        from .detached import DetachedRun
+
+        return DetachedRun(self, run_id).state()
+
+    def cancel_detached(self, run_id: str, sig: str = "TERM") -> None:
+        """Signal a detached run's process group; its wrapper still records the exit code."""
+        from .detached import DetachedRun
+
+        DetachedRun(self, run_id).cancel(sig)
+
     # -- database ---------------------------------------------------------------------------
 
     def open_mysql(
