@@ -12,6 +12,14 @@ import pytest
 from textual.widgets import Input
 
 from todobox_deploy.checklist import CHECKLIST
+from todobox_deploy.config import (
+    AppConfig,
+    BackupConfig,
+    DatabaseConfig,
+    DeployConfig,
+    MigrationConfig,
+    TargetConfig,
+)
 from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
 from todobox_deploy.tui.app import DeployApp, make_app
 
@@ -71,6 +79,15 @@ class FakeRunner:
 
     def close(self) -> None:
         self.closed = True
+
+
+DEMO_CONFIG = DeployConfig(
+    target=TargetConfig(host="prod-app-1.example.com"),
+    app=AppConfig(path="/srv/todobox"),
+    database=DatabaseConfig(name="todobox", user="todobox"),
+    migration=MigrationConfig(expected_head="d1f2e3c4b5a6"),
+    backup=BackupConfig(directory="/var/backups/todobox"),
+)
 
 
 @pytest.fixture

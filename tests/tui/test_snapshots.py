@@ -12,7 +12,7 @@ from todobox_deploy.tui.app import DeployApp
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 
-from .conftest import FakeRunner, Script
+from .conftest import DEMO_CONFIG, FakeRunner, Script
 from .test_wizard import wait_for
 
 SIZE = (120, 36)
@@ -25,22 +25,23 @@ def test_wizard_initial(snap_compare: SnapCompare, build_app: Callable[..., Depl
     async def settle(pilot: Pilot[Any]) -> None:
         await pilot.pause(0.2)
 
-    assert snap_compare(build_app(), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(build_app(config=DEMO_CONFIG), terminal_size=SIZE, run_before=settle)
 
 
 def test_confirm_after_phase(
     snap_compare: SnapCompare, build_app: Callable[..., DeployApp], runner: FakeRunner
 ) -> None:
-    """The backup phase finished with a stderr warning; the confirmation modal shows the evidence."""
+    """Two manual items ticked; backup finished with a stderr line; the modal shows the evidence."""
     runner.scripts["backup"] = Script(lines=120, stderr=("mysqldump: [Warning] Using a password",))
 
     async def run_backup(pilot: Pilot[Any]) -> None:
+        await pilot.press("up", "space", "up", "space")  # tick the two "Read ..." items first
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmPhase))
         pilot.app.clear_notifications()
         await pilot.pause(0.2)
 
-    assert snap_compare(build_app(), terminal_size=SIZE, run_before=run_backup)
+    assert snap_compare(build_app(config=DEMO_CONFIG), terminal_size=SIZE, run_before=run_backup)
 
 
 def test_signoff_complete(snap_compare: SnapCompare, build_app: Callable[..., DeployApp]) -> None:
@@ -58,4 +59,4 @@ def test_signoff_complete(snap_compare: SnapCompare, build_app: Callable[..., De
         app.clear_notifications()  # toasts come and go with timing; keep the snapshot stable
         await pilot.pause(0.2)
 
-    assert snap_compare(build_app(), terminal_size=SIZE, run_before=run_all)
+    assert snap_compare(build_app(config=DEMO_CONFIG), terminal_size=SIZE, run_before=run_all)

@@ -17,7 +17,7 @@ from todobox_deploy.tui.screens.wizard import WizardScreen
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
 from todobox_deploy.tui.widgets.log_pane import LogPane
 
-from .conftest import FakeRunner, Script
+from .conftest import DEMO_CONFIG, FakeRunner, Script
 
 SIZE = (120, 36)
 
@@ -44,7 +44,7 @@ async def run_and_confirm(pilot: Pilot[Any], app: DeployApp, key: str = "g", ans
 
 
 async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployApp]) -> None:
-    app = build_app()
+    app = build_app(config=DEMO_CONFIG)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, WizardScreen)
@@ -54,6 +54,8 @@ async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployAp
         assert {c.id for c in CHECKLIST.walk()} - {"checklist"} == set(tree._by_id)  # every node is there
         assert tree.cursor_node is not None and tree.cursor_node.data is not None
         assert tree.cursor_node.data.id == "predeploy.backup"  # the first phase is preselected
+        status = str(app.screen.query_one("#status-line").render())
+        assert "host prod-app-1.example.com" in status and "next: backup" in status
 
 
 async def test_run_streams_lines_into_log(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
@@ -345,3 +347,23 @@ async def test_journal_failure_is_reported_not_fatal(
         await run_and_confirm(pilot, app)
         assert app.progress.is_confirmed("backup")
         assert any("disk full" in n.message for n in app._notifications)
+
+
+async def test_not_yet_then_review_and_confirm(
+    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+) -> None:
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await run_and_confirm(pilot, app, answer="n")
+        assert not app.progress.is_confirmed("backup")
+        wizard(app).checklist_tree.select_id("predeploy.backup")
+        await pilot.pause()
+        await pilot.press("c")  # review the finished phase again, without re-running it
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+        assert app.progress.is_confirmed("backup") and runner.runs == ["backup"]
+        assert [e["event"] for e in journal if e["event"].startswith("phase_")][-2:] == [
+            "phase_not_confirmed",
+            "phase_confirmed",
+        ]

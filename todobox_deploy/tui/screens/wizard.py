@@ -43,7 +43,7 @@ def details_markdown(node: ChecklistNode, progress: DeployProgress) -> str:
     if node.phase is not None:
         lines[-1] += f" · phase `{node.phase}` · **{progress.status[node.phase].value}**"
         refusal = progress.refusal(node.phase)
-        lines += ["", f"*Gate: {refusal}*" if refusal else "*Ready: press `r` to run this phase.*"]
+        lines += ["", f"*Gate: {refusal}*" if refusal else "*Ready: `r` runs this phase.*"]
     if node.body:
         lines += ["", node.body]
     outcome = progress.outcomes.get(node.phase) if node.phase else None
@@ -58,6 +58,9 @@ def details_markdown(node: ChecklistNode, progress: DeployProgress) -> str:
         lines += ["", f"*{verdict} by {c.operator} at {c.at.isoformat(timespec='seconds')}*"]
     elif node.kind is NodeKind.MANUAL:
         lines += ["", "*Press `c` (or space) to confirm this item.*"]
+    unconfirmed = node.phase is not None and not progress.is_confirmed(node.phase)
+    if unconfirmed and outcome is not None and node.phase != progress.running:
+        lines += ["", "*Not confirmed: press `c` to review the evidence, or `r` to run it again.*"]
     return "\n".join(lines)
 
 
@@ -67,7 +70,9 @@ class WizardScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "run_phase", "Run phase", id="run_phase", tooltip="Run the selected automated phase"),
         Binding("g", "run_next", "Run next", id="run_next", tooltip="Run the next unconfirmed phase"),
-        Binding("c", "confirm_item", "Confirm item", id="confirm_item", tooltip="Confirm a manual item"),
+        Binding(
+            "c", "confirm_item", "Confirm", id="confirm_item", tooltip="Tick a manual item, or review a phase"
+        ),
         Binding("escape,ctrl+c", "cancel_phase", "Cancel phase", id="cancel_phase", key_display="esc"),
         Binding("l", "follow_live", "Follow live", id="follow_live", tooltip="Show the running phase's tail"),
         Binding("slash", "log_search", "Search log", id="log_search", show=False),
@@ -203,10 +208,24 @@ class WizardScreen(Screen[None]):
         self.start_phase(phase)
 
     def action_confirm_item(self) -> None:
-        if self.selected.kind is not NodeKind.MANUAL:
-            self.notify("Only manual items (☐) are confirmed by hand.", severity="warning")
+        node = self.selected
+        if node.kind is NodeKind.MANUAL:
+            self.confirm_item(node)
+        elif node.phase is not None and node.phase in self.progress.outcomes:
+            self.review_phase(node.phase)
+        else:
+            self.notify("Select a manual item (☐) or a finished phase to confirm.", severity="warning")
+
+    def review_phase(self, phase_id: str) -> None:
+        """Re-open the confirmation for a finished phase the operator has not confirmed yet."""
+        outcome = self.progress.outcomes.get(phase_id)
+        node = self.checklist.find_phase(phase_id)
+        if self.progress.running == phase_id or outcome is None or node is None:
             return
-        self.confirm_item(self.selected)
+        if self.progress.is_confirmed(phase_id):
+            self.notify(f"Phase {phase_id!r} is already confirmed.")
+            return
+        self.app.push_screen(ConfirmPhase(node, outcome), partial(self._confirmed, phase_id))
 
     def action_cancel_phase(self) -> None:
         if self.progress.running is None or self._cancel is None:
@@ -315,7 +334,7 @@ class WizardScreen(Screen[None]):
         self._refresh_state()
         node = self.checklist.find_phase(phase_id)
         if node is not None:
-            self.app.push_screen(ConfirmPhase(node, outcome), partial(self._confirmed, phase_id))
+            self.review_phase(phase_id)
 
     def _confirmed(self, phase_id: str, answer: bool | None) -> None:
         c = self.progress.confirm_phase(phase_id, self.operator, self.clock(), bool(answer))
