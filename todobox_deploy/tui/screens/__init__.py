@@ -1,0 +1,1 @@
+"""Screens: the wizard, the phase confirmation modal and the read-only sign-off."""

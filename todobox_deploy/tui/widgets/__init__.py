@@ -1,0 +1,1 @@
+"""Reusable widgets: the checklist tree and the batched log pane."""
