@@ -136,3 +136,26 @@ def test_pymysql_over_ssh_channel(conn: SshConnection, db: DatabaseConfig) -> No
         cur.execute("SELECT 1")
         assert cur.fetchone() == (1,)
     again.close()
+
+
+def test_detached_mysqldump_gets_credentials_over_the_fifo(
+    conn: SshConnection, db: DatabaseConfig, tmp_path: Path
+) -> None:
+    secrets = Secrets([PASSWORD])
+    argv, stdin = mysql_command(db, PASSWORD, ["--single-transaction", "--where=SLEEP(0.4)=0"], tool="dump")
+    argv.append("t")
+    sink = Collector()
+    with ProcScanner(PASSWORD.encode()) as scan:
+        rc = conn.run_detached("dump-1", argv, sink, stdin=stdin, secrets=secrets)
+    assert rc == 0, sink.lines()
+    assert scan.hits == [] and b"mysqldump" in scan.seen
+    assert any(line.startswith("-- Dump completed") for line in sink.lines())
+    run_dir = tmp_path / "runs" / "dump-1"
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "lock",
+        "log",
+        "pid",
+        "rc",
+        "started",
+    ]  # no stdin file
+    assert PASSWORD.encode() not in b"".join(p.read_bytes() for p in run_dir.iterdir())

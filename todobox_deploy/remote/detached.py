@@ -42,9 +42,16 @@ _WRAPPER = r"""
 d=$1; job=$2
 echo $$ > "$d/pid"
 trap ':' TERM INT HUP
-if [ "$3" = 1 ]; then exec 8< "$d/stdin"; rm -f -- "$d/stdin"; else exec 8< /dev/null; fi
-env PYTHONUNBUFFERED=1 bash --norc --noprofile -o pipefail -c "$job" >> "$d/log" 2>&1 <&8 8<&- 9>&-
-rc=$?
+run() { env PYTHONUNBUFFERED=1 bash --norc --noprofile -o pipefail -c "$job" >> "$d/log" 2>&1 9>&-; }
+if [ "$3" = 1 ]; then
+  # re-feed the FIFO through an anonymous pipe: reopening /dev/stdin on a FIFO without a writer blocks
+  exec 8< "$d/stdin"; rm -f -- "$d/stdin"
+  cat <&8 8<&- 9>&- | run 8<&-
+  rc=${PIPESTATUS[1]}
+else
+  run < /dev/null
+  rc=$?
+fi
 printf '%s\n' "$rc" > "$d/rc.tmp" && mv -f -- "$d/rc.tmp" "$d/rc"
 """
 
