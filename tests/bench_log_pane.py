@@ -110,7 +110,7 @@ async def _run(mode: str, total: int, idle_seconds: float) -> dict[str, Any]:
             await pilot.pause(0.02)
         if mode == "pane":
             pane = app.query_one(LogPane)
-            while pane.ingested < total or pane._pending:
+            while pane.ingested < total or pane.pending_count:
                 await pilot.pause(0.01)
             shown = pane.log_widget.line_count
         else:

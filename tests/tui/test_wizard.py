@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import patch
 
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, TextArea
@@ -49,9 +50,9 @@ async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployAp
         await pilot.pause()
         assert isinstance(app.screen, WizardScreen)
         tree = app.screen.query_one(ChecklistTree)
-        labels = [child.label.plain for child in tree.root.children]
+        labels = [str(child.label) for child in tree.root.children]
         assert labels == [c.title for c in CHECKLIST.children]
-        assert {c.id for c in CHECKLIST.walk()} - {"checklist"} == set(tree._by_id)  # every node is there
+        assert all(tree.node_for(n.id) is not None for n in CHECKLIST.walk() if n is not CHECKLIST)
         assert tree.cursor_node is not None and tree.cursor_node.data is not None
         assert tree.cursor_node.data.id == "predeploy.backup"  # the first phase is preselected
         status = str(app.screen.query_one("#status-line").render())
@@ -232,7 +233,7 @@ async def test_follow_mode_counts_new_lines() -> None:
         pane.log_widget.scroll_home(animate=False, immediate=True)
         await pilot.pause()
         pane.ingest("p", "stderr", [f"e{i}" for i in range(1_500)])  # more than max_lines: bounded
-        await wait_for(pilot, lambda: not pane._pending)
+        await wait_for(pilot, lambda: not pane.pending_count)
         assert pane.log_widget.line_count == 1_016 and pane.new_lines > 0  # window + marker headroom
         assert len(pane.window("p")) == 1_000
         assert any(line.startswith("» … 500 lines not painted") for line in pane.log_widget.lines)
@@ -313,11 +314,11 @@ async def test_palette_offers_nothing_mutating_on_signoff(build_app: Callable[..
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        on_wizard = [name for name, _, _ in DeployCommands(app.screen)._commands()]
+        on_wizard = [name for name, _, _ in DeployCommands(app.screen).commands()]
         assert "Run next phase" in on_wizard and "Go to phase: 5. Run Database Migrations" in on_wizard
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, SignOffScreen))
-        assert [name for name, _, _ in DeployCommands(app.screen)._commands()] == ["Back to the wizard"]
+        assert [name for name, _, _ in DeployCommands(app.screen).commands()] == ["Back to the wizard"]
 
 
 async def test_ctrl_c_cancels_and_quit_is_guarded(
@@ -343,10 +344,11 @@ async def test_journal_failure_is_reported_not_fatal(
         raise OSError("disk full")
 
     app = build_app(journal=broken)
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await run_and_confirm(pilot, app)
+    async with app.run_test(size=SIZE) as pilot:
+        with patch.object(app.wizard, "notify") as notify:
+            await run_and_confirm(pilot, app)
         assert app.progress.is_confirmed("backup")
-        assert any("disk full" in n.message for n in app._notifications)
+        assert any("disk full" in str(call.args[0]) for call in notify.call_args_list)
 
 
 async def test_not_yet_then_review_and_confirm(

@@ -16,7 +16,8 @@ Command = tuple[str, Callable[[], object], str]
 class DeployCommands(Provider):
     """Screen-aware commands: phase actions on the wizard, navigation only on the sign-off."""
 
-    def _commands(self) -> list[Command]:
+    def commands(self) -> list[Command]:
+        """(name, callback, help) for the screen the palette was opened on."""
         screen = self.screen
         if isinstance(screen, WizardScreen):
             pane = screen.log_pane
@@ -40,12 +41,12 @@ class DeployCommands(Provider):
         return []
 
     async def discover(self) -> Hits:
-        for name, callback, help_text in self._commands():
+        for name, callback, help_text in self.commands():
             yield DiscoveryHit(name, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, callback, help_text in self._commands():
+        for name, callback, help_text in self.commands():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)

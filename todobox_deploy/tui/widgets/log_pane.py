@@ -159,6 +159,11 @@ class LogPane(Vertical):
             self._skipped += min(overflow, len(self._pending) + len(lines))
         self._pending.extend(lines)
 
+    @property
+    def pending_count(self) -> int:
+        """Lines accepted for the phase on view but not painted yet."""
+        return len(self._pending)
+
     def window(self, phase_id: str) -> list[str]:
         """The in-memory tail of a phase's log (what the pane can show)."""
         return list(self._windows.get(phase_id, ()))
