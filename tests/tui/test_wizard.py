@@ -369,3 +369,25 @@ async def test_not_yet_then_review_and_confirm(
             "phase_not_confirmed",
             "phase_confirmed",
         ]
+
+
+async def test_phase_the_engine_cannot_run_is_done_by_hand_on_the_record(
+    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+) -> None:
+    """A phase not automated yet does not block the deploy: the operator confirms the manual work."""
+    runner.refused.update({"backup", "stop_app"})
+    app = build_app(operator="dana")
+    async with app.run_test(size=SIZE) as pilot:
+        await run_and_confirm(pilot, app)  # backup: by hand
+        await run_and_confirm(pilot, app)  # stop_app: by hand
+        await run_and_confirm(pilot, app)  # deploy_code: the engine runs it
+        assert runner.runs == ["deploy_code"]
+        by_hand = [e["phase"] for e in journal if e["event"] == "phase_by_hand"]
+        assert by_hand == ["backup", "stop_app"]
+        confirmed = [e for e in journal if e["event"] == "phase_confirmed"]
+        assert [(e["phase"], e["status"], e["operator"]) for e in confirmed] == [
+            ("backup", "skipped", "dana"),
+            ("stop_app", "skipped", "dana"),
+            ("deploy_code", "ok", "dana"),
+        ]
+        assert "by hand" in confirmed[0]["summary"]

@@ -37,13 +37,17 @@ def _elapsed(seconds: float) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}"
 
 
-def details_markdown(node: ChecklistNode, progress: DeployProgress) -> str:
+BY_HAND = "not automated yet: carry it out by hand from the checklist text below, then confirm it here"
+
+
+def details_markdown(node: ChecklistNode, progress: DeployProgress, automated: bool = True) -> str:
     """The details panel for one node: what it is, its body, and its outcome/confirmation if any."""
     lines = [f"## {node.title}", "", f"`{node.id}` · {node.kind.value}"]
     if node.phase is not None:
         lines[-1] += f" · phase `{node.phase}` · **{progress.status[node.phase].value}**"
         refusal = progress.refusal(node.phase)
-        lines += ["", f"*Gate: {refusal}*" if refusal else "*Ready: `r` runs this phase.*"]
+        ready = "*Ready: `r` runs this phase.*" if automated else f"*Ready: {BY_HAND} (`r`).*"
+        lines += ["", f"*Gate: {refusal}*" if refusal else ready]
     if node.body:
         lines += ["", node.body]
     outcome = progress.outcomes.get(node.phase) if node.phase else None
@@ -160,7 +164,8 @@ class WizardScreen(Screen[None]):
 
     def _show(self, node: ChecklistNode) -> None:
         self.selected = node
-        self.query_one("#details-body", Markdown).update(details_markdown(node, self.progress))
+        automated = node.phase is None or self.runner.can_run(node.phase)
+        self.query_one("#details-body", Markdown).update(details_markdown(node, self.progress, automated))
         if node.phase is not None:
             self.log_pane.show_phase(node.phase)
 
@@ -273,7 +278,8 @@ class WizardScreen(Screen[None]):
         """Start a phase in a thread worker, unless the gate refuses it; returns whether it started."""
         reason = self.progress.refusal(phase_id)
         if reason is None and not self.runner.can_run(phase_id):
-            reason = f"the engine cannot run {phase_id!r} with this configuration"
+            self._do_by_hand(phase_id)
+            return False
         if reason is not None:
             self.notify(f"Refused: {reason}.", title="Phase gated", severity="warning")
             self._record("phase_refused", phase=phase_id, reason=reason)
@@ -298,6 +304,14 @@ class WizardScreen(Screen[None]):
             exit_on_error=False,
         )
         return True
+
+    def _do_by_hand(self, phase_id: str) -> None:
+        """A phase the engine cannot run yet: the operator does it by hand and confirms it, on the record."""
+        self.progress.start(phase_id)
+        self.progress.finish(phase_id, PhaseOutcome(PhaseStatus.SKIPPED, BY_HAND))
+        self._record("phase_by_hand", phase=phase_id)
+        self._refresh_state()
+        self.review_phase(phase_id)
 
     def _phase_body(self, phase_id: str, cancel: threading.Event) -> PhaseOutcome:
         """Runs in a worker thread: only posts messages, never touches widgets."""
