@@ -248,6 +248,11 @@ def test_ssh_config_unfollowable_include_is_reported(tmp_path: Path) -> None:
     cfg.write_text(f"Include {unreadable}\n")
     with pytest.raises(ConfigProblem, match="cannot read"):
         resolve(TargetConfig(host="x", ssh_config=cfg))
+    cfg.write_text(f"Include {tmp_path}/missing.conf\nInclude {tmp_path}/none-*.conf\n")
+    with pytest.raises(ConfigProblem, match="missing.conf does not exist"):
+        resolve(TargetConfig(host="x", ssh_config=cfg))
+    cfg.write_text(f"Include {tmp_path}/none-*.conf\n")  # an empty glob is fine, as in OpenSSH
+    assert resolve(TargetConfig(host="x", ssh_config=cfg)).target.hostname == "x"
     cfg.write_text("Host x\n  ProxyCommand nc %h %p\n")
     with pytest.raises(ConfigProblem, match="ProxyCommand"):
         resolve(TargetConfig(host="x", ssh_config=cfg))

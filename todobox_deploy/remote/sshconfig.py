@@ -42,7 +42,7 @@ def expand_includes(path: Path, depth: int = 0) -> str:
     """Return the config text with ``Include`` lines replaced by the files they name.
 
     Relative paths resolve against ~/.ssh (as for user configs). A glob matching nothing is
-    skipped, as OpenSSH does; a file that cannot be read, or too deep a nesting, is an error.
+    skipped, as OpenSSH does; a missing or unreadable file, or too deep a nesting, is an error.
     """
     if depth > _MAX_DEPTH:
         raise ConfigProblem(f"{path}: Include nesting deeper than {_MAX_DEPTH}; cannot follow it")
@@ -62,7 +62,10 @@ def expand_includes(path: Path, depth: int = 0) -> str:
             pattern = Path(spec.strip('"')).expanduser()
             if not pattern.is_absolute():
                 pattern = Path("~/.ssh").expanduser() / pattern
-            for name in sorted(glob.glob(str(pattern))):
+            names = sorted(glob.glob(str(pattern)))
+            if not names and not glob.has_magic(str(pattern)):
+                raise ConfigProblem(f"{path}: Include {spec}: {pattern} does not exist; cannot follow it")
+            for name in names:
                 out.append(expand_includes(Path(name), depth + 1))
     return "\n".join(out) + "\n"
 
