@@ -242,3 +242,33 @@ def test_agent_auth(
     finally:
         agent.terminate()
         agent.wait(5)
+
+
+def test_host_key_changed_after_pin_on_reconnect(tmp_path: Path) -> None:
+    """A second sshd is pinned, restarted with a new host key, and the reconnect is refused."""
+    server = ThrowawaySshd(tmp_path / "sshd2")
+    server.start()
+    try:
+        t = TargetConfig(
+            host=server.host,
+            port=server.port,
+            user=server.user,
+            identity_file=server.client_key,
+            ssh_config=Path("/dev/null"),
+        )
+        conn = make_conn(t, tmp_path, confirm_host_key=lambda i: True)
+        conn.connect()
+        old_fp = _keygen_fp(server.host_key_pub)
+        server.stop()
+        server.host_key.unlink()
+        server.host_key_pub.unlink()
+        server.start()  # same port, new host key
+        new_fp = _keygen_fp(server.host_key_pub)
+        pins_before = conn.pin_file.read_bytes()
+        with pytest.raises(HostKeyChanged) as exc:
+            conn.capture(["true"])  # the automatic reconnect verifies against the pin
+        assert old_fp in str(exc.value) and new_fp in str(exc.value)
+        assert conn.pin_file.read_bytes() == pins_before  # nothing written, no override offered
+        conn.close()
+    finally:
+        server.stop()
