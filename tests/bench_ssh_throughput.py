@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from todobox_deploy.config import TargetConfig  # noqa: E402
+from tests.remote.sshd_target import make_conn, target_for  # noqa: E402
 from todobox_deploy.remote import connection as connmod  # noqa: E402
 from todobox_deploy.remote.connection import SshConnection  # noqa: E402
 from todobox_deploy.sandbox.sshd import ThrowawaySshd  # noqa: E402
@@ -106,17 +106,7 @@ def main() -> int:
                     remaining -= len(chunk)
             size = data.stat().st_size
             connmod.PREFERRED_CIPHERS = (args.cipher,)
-            target = TargetConfig(
-                host=sshd.host,
-                port=sshd.port,
-                user=sshd.user,
-                identity_file=sshd.client_key,
-                known_hosts=sshd.known_hosts,
-                ssh_config=Path("/dev/null"),
-            )
-            conn = SshConnection(
-                target, pinned_known_hosts=Path(d) / "pins", known_hosts_files=[], allow_agent=False
-            )
+            conn = make_conn(target_for(sshd), Path(d))
             conn.connect()
             print(f"file {size / 2**20:.0f} MiB, cipher {conn.transport().remote_cipher}", flush=True)
             results: dict[str, list[float]] = {"openssh": [], "paramiko raw": [], "remote layer": []}

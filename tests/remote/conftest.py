@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import select
 import socket
 import struct
@@ -15,6 +16,10 @@ import pytest
 from todobox_deploy.config import TargetConfig
 from todobox_deploy.remote.connection import SshConnection
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
+
+from .sshd_target import make_conn, target_for
+
+__all__ = ["Collector", "CuttableProxy", "make_conn", "target_for"]
 
 
 class CuttableProxy:
@@ -81,23 +86,7 @@ def ssh_config_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def target(sshd_server: ThrowawaySshd, ssh_config_file: Path) -> TargetConfig:
-    return TargetConfig(
-        host=sshd_server.host,
-        port=sshd_server.port,
-        user=sshd_server.user,
-        identity_file=sshd_server.client_key,
-        known_hosts=sshd_server.known_hosts,
-        ssh_config=ssh_config_file,
-        connect_timeout=5,
-    )
-
-
-def make_conn(target: TargetConfig, tmp_path: Path, **kw: object) -> SshConnection:
-    kw.setdefault("pinned_known_hosts", tmp_path / "pins" / "known_hosts")
-    kw.setdefault("known_hosts_files", [])
-    kw.setdefault("run_root", str(tmp_path / "runs"))
-    kw.setdefault("allow_agent", False)
-    return SshConnection(target, **kw)  # type: ignore[arg-type]
+    return target_for(sshd_server, ssh_config=ssh_config_file)
 
 
 @pytest.fixture
@@ -127,15 +116,7 @@ def proxied_target(
     kt, b64 = sshd_server.host_key_pub.read_text().split()[:2]
     kh = tmp_path / "proxy_known_hosts"
     kh.write_text(f"[127.0.0.1]:{proxy.port} {kt} {b64}\n")
-    return TargetConfig(
-        host="127.0.0.1",
-        port=proxy.port,
-        user=target.user,
-        identity_file=target.identity_file,
-        known_hosts=kh,
-        ssh_config=target.ssh_config,
-        connect_timeout=5,
-    )
+    return dataclasses.replace(target, port=proxy.port, known_hosts=kh)
 
 
 class Collector:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from todobox_deploy.config import TargetConfig  # noqa: E402
-from todobox_deploy.remote.connection import SshConnection  # noqa: E402
+from tests.remote.sshd_target import make_conn, target_for  # noqa: E402
 from todobox_deploy.remote.errors import LinkLost  # noqa: E402
 from todobox_deploy.sandbox.sshd import ThrowawaySshd  # noqa: E402
 
@@ -26,21 +25,8 @@ def main() -> int:
         sshd = ThrowawaySshd(Path(d) / "sshd")
         sshd.start()
         try:
-            target = TargetConfig(
-                host=sshd.host,
-                port=sshd.port,
-                user=sshd.user,
-                identity_file=sshd.client_key,
-                known_hosts=sshd.known_hosts,
-                ssh_config=Path("/dev/null"),
-            )
-            conn = SshConnection(
-                target,
-                pinned_known_hosts=Path(d) / "pins",
-                known_hosts_files=[],
-                allow_agent=False,
-                heartbeat_interval=heartbeat,
-                heartbeat_timeout=2 * heartbeat,
+            conn = make_conn(
+                target_for(sshd), Path(d), heartbeat_interval=heartbeat, heartbeat_timeout=2 * heartbeat
             )
             conn.connect()
             port = sshd.port

@@ -25,7 +25,7 @@ from todobox_deploy.remote.errors import (
 from todobox_deploy.remote.hostkeys import fingerprint
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
 
-from .conftest import CuttableProxy, make_conn
+from .conftest import CuttableProxy, make_conn, target_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -249,13 +249,7 @@ def test_host_key_changed_after_pin_on_reconnect(tmp_path: Path) -> None:
     server = ThrowawaySshd(tmp_path / "sshd2")
     server.start()
     try:
-        t = TargetConfig(
-            host=server.host,
-            port=server.port,
-            user=server.user,
-            identity_file=server.client_key,
-            ssh_config=Path("/dev/null"),
-        )
+        t = target_for(server, known_hosts=None)
         conn = make_conn(t, tmp_path, confirm_host_key=lambda i: True)
         conn.connect()
         old_fp = _keygen_fp(server.host_key_pub)
