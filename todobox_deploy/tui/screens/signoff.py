@@ -23,6 +23,10 @@ def _who(c: Confirmation | None) -> tuple[Text, Text]:
     return Text(c.operator + verdict), Text(c.at.strftime(TIME_FORMAT).strip())
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class SignOffScreen(Screen[None]):
     """Renders a frozen ``SignOffReport`` with non-editing widgets only; ``escape`` goes back."""
 
@@ -65,13 +69,12 @@ class SignOffScreen(Screen[None]):
 
     def _phases_table(self) -> DataTable[Text]:
         table: DataTable[Text] = DataTable(id="signoff-phases", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Phase", "Status", "Summary", "Evidence", "Confirmed by", "At")
+        table.add_columns("Phase", "Status", "Confirmed by", "At", "Summary", "Evidence")
         for p in self.report.phases:
-            summary = p.outcome.summary if p.outcome else ""
-            facts = "; ".join(f"{k}={v}" for k, v in p.outcome.facts) if p.outcome else ""
-            facts = facts if len(facts) <= 40 else facts[:39] + "…"
+            summary = _clip(p.outcome.summary if p.outcome else "", 70)
+            facts = _clip("; ".join(f"{k}={v}" for k, v in p.outcome.facts) if p.outcome else "", 40)
             table.add_row(
-                Text(p.node.title), Text(p.status.value), Text(summary), Text(facts), *_who(p.confirmation)
+                Text(p.node.title), Text(p.status.value), *_who(p.confirmation), Text(summary), Text(facts)
             )
         return table
 

@@ -38,6 +38,7 @@ def _elapsed(seconds: float) -> str:
 
 
 BY_HAND = "not automated yet: carry it out by hand from the checklist text below, then confirm it here"
+DONE_BY_HAND = "carried out by hand (not automated yet)"
 
 
 def details_markdown(node: ChecklistNode, progress: DeployProgress, automated: bool = True) -> str:
@@ -48,8 +49,6 @@ def details_markdown(node: ChecklistNode, progress: DeployProgress, automated: b
         refusal = progress.refusal(node.phase)
         ready = "*Ready: `r` runs this phase.*" if automated else f"*Ready: {BY_HAND} (`r`).*"
         lines += ["", f"*Gate: {refusal}*" if refusal else ready]
-    if node.body:
-        lines += ["", node.body]
     outcome = progress.outcomes.get(node.phase) if node.phase else None
     if outcome is not None:
         lines += ["", "### Outcome", "", f"**{outcome.status.value.upper()}**: {outcome.summary}"]
@@ -65,6 +64,8 @@ def details_markdown(node: ChecklistNode, progress: DeployProgress, automated: b
     unconfirmed = node.phase is not None and not progress.is_confirmed(node.phase)
     if unconfirmed and outcome is not None and node.phase != progress.running:
         lines += ["", "*Not confirmed: press `c` to review the evidence, or `r` to run it again.*"]
+    if node.body:  # the checklist's own text comes after the evidence
+        lines += ["", node.body]
     return "\n".join(lines)
 
 
@@ -308,7 +309,7 @@ class WizardScreen(Screen[None]):
     def _do_by_hand(self, phase_id: str) -> None:
         """A phase the engine cannot run yet: the operator does it by hand and confirms it, on the record."""
         self.progress.start(phase_id)
-        self.progress.finish(phase_id, PhaseOutcome(PhaseStatus.SKIPPED, BY_HAND))
+        self.progress.finish(phase_id, PhaseOutcome(PhaseStatus.SKIPPED, DONE_BY_HAND))
         self._record("phase_by_hand", phase=phase_id)
         self._refresh_state()
         self.review_phase(phase_id)

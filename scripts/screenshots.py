@@ -1,0 +1,98 @@
+"""Regenerate the README's screenshots from a real run of the wizard against a fresh sandbox.
+
+    python scripts/screenshots.py [--out screenshots] [--users 20000]
+
+Brings up a throwaway sandbox in a temp dir, drives the wizard headless with Textual's Pilot through the
+real engine (SSH, MariaDB, flask db history on the "host"), saves SVGs, and takes the sandbox down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from todobox_deploy.checklist import CHECKLIST
+from todobox_deploy.config import load_config
+from todobox_deploy.engine.runner import DeployRunner
+from todobox_deploy.engine.session import DeploySession
+from todobox_deploy.journal.journal import Journal
+from todobox_deploy.remote.connection import SshConnection
+from todobox_deploy.sandbox.manager import sandbox_down, sandbox_up
+from todobox_deploy.tui.app import DeployApp, make_app
+from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.wizard import WizardScreen
+
+SIZE = (140, 42)
+
+
+async def _until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 60) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise TimeoutError("the wizard did not reach the expected state")
+
+
+async def _drive(app: DeployApp, out: Path) -> None:
+    def shot(name: str) -> None:
+        app.save_screenshot(filename=f"{name}.svg", path=str(out))
+        print(f"wrote {out / name}.svg")
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)
+        shot("wizard_start")
+        for _ in range(4):  # backup, stop, deploy code, verify files: not automated yet, confirmed by hand
+            await pilot.press("g")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+            await pilot.press("y")
+            await _until(pilot, lambda: isinstance(app.screen, WizardScreen))
+        await pilot.press("g")  # 4. Check Database Before Migration, on the sandbox over SSH
+        await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        await pilot.pause(0.5)
+        shot("confirm_db_check")
+        await pilot.press("n")
+        await _until(pilot, lambda: isinstance(app.screen, WizardScreen))
+        app.clear_notifications()
+        await pilot.pause(0.5)
+        shot("wizard_db_check")
+        await pilot.press("slash")
+        await pilot.press(*"c682ef478e45")
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        shot("log_search")
+        await pilot.press("escape")
+        await pilot.press("s")
+        await pilot.pause(0.5)
+        shot("signoff_preview")
+
+
+def main() -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "screenshots")
+    parser.add_argument("--users", type=int, default=20_000)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="todobox-shots-") as tmp:
+        directory = Path(tmp) / "sandbox"
+        info = sandbox_up(directory, users=args.users)
+        try:
+            config = load_config(info.config)
+            conn = SshConnection(config.target, pinned_known_hosts=Path(tmp) / "pins")
+            runner = DeployRunner(DeploySession(config, connection=conn), transcript_dir=Path(tmp) / "t")
+            journal = Journal(Path(tmp) / "journal.jsonl", operator="alice", host=config.target.host)
+            app = make_app(CHECKLIST, runner, config=config, operator="alice", journal=journal)
+            asyncio.run(_drive(app, args.out))
+            runner.close()
+        finally:
+            sandbox_down(directory)
+
+
+if __name__ == "__main__":
+    main()
