@@ -27,6 +27,7 @@ from .errors import (
     PassphraseRequired,
     RemoteError,
     UnsafeArgument,
+    known_hosts_name,
 )
 from .hostkeys import KnownHosts, default_known_hosts_files, default_pin_file, fingerprint, pin_host_key
 from .lines import LineBatcher
@@ -240,9 +241,8 @@ class SshConnection:
         opts.ciphers = tuple(c for c in PREFERRED_CIPHERS if c in opts.ciphers)
         known = KnownHosts.load([*self._kh_files, *ep.known_hosts_files, self.pin_file])
         self.warnings.extend(w for w in known.warnings if w not in self.warnings)
-        name = ep.hostname if ep.port == 22 else f"[{ep.hostname}]:{ep.port}"
         wanted: list[str] = []
-        for kt in known.key_types_for(name):
+        for kt in known.key_types_for(known_hosts_name(ep.hostname, ep.port)):
             wanted += ["rsa-sha2-512", "rsa-sha2-256"] if kt == "ssh-rsa" else [kt]
         if wanted:
             opts.key_types = tuple(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import secrets as pysecrets
 import sys
 import time
@@ -18,7 +17,6 @@ from .errors import (
     CommandKilled,
     ConfigProblem,
     HostKeyError,
-    HostKeyInfo,
     HostUnreachable,
     LinkLost,
     RemoteError,
@@ -46,25 +44,6 @@ def add_exec_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _confirm_on_tty(info: HostKeyInfo) -> bool:
-    if not sys.stdin.isatty():
-        return False
-    print(
-        f"The authenticity of {info.host} port {info.port} cannot be established.\n"
-        f"{info.key_type} key fingerprint is {info.fingerprint}.\n"
-        "Compare it with `ssh-keygen -lf` on the server's console.",
-        file=sys.stderr,
-    )
-    answer = input("Type 'yes' to trust and pin this key: ")
-    return answer.strip() == "yes"
-
-
-def _passphrase_on_tty(path: Path) -> str | None:
-    if not sys.stdin.isatty():
-        return None
-    return getpass.getpass(f"Passphrase for {path}: ")
-
-
 def _sink(stream: Stream, lines: list[str]) -> None:
     out = sys.stderr if stream != "stdout" else sys.stdout
     out.write("".join(line + "\n" for line in lines))
@@ -75,6 +54,7 @@ def run_exec_command(args: argparse.Namespace) -> int:
     from todobox_deploy.config import ConfigError, load_config
 
     from .connection import SshConnection
+    from .prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
 
     argv = list(args.command)
     if argv and argv[0] == "--":
@@ -87,7 +67,9 @@ def run_exec_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"exec: {exc}", file=sys.stderr)
         return 2
-    conn = SshConnection(cfg.target, confirm_host_key=_confirm_on_tty, passphrase=_passphrase_on_tty)
+    conn = SshConnection(
+        cfg.target, confirm_host_key=ask_trust_on_terminal, passphrase=ask_passphrase_on_terminal
+    )
     try:
         conn.connect()
         for warning in conn.warnings:
