@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from todobox_deploy.remote.connection import SshConnection
-from todobox_deploy.remote.errors import CommandCancelled, CommandKilled, UnsafeArgument
+from todobox_deploy.remote.errors import CommandCancelled, CommandKilled, CommandTimedOut, UnsafeArgument
 from todobox_deploy.remote.secrets import Secrets
-from todobox_deploy.remote.stream import CommandTimedOut
 
 from .conftest import Collector
 from .test_units import HOSTILE

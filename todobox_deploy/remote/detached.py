@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import shlex
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from todobox_deploy.engine.events import OutputSink, Stream
@@ -235,6 +234,5 @@ class DetachedRun:
                     )
                     self.conn.reconnect(notify=lambda m: batcher.message("info", m))
                     batcher.message("info", f"re-attached to run {self.run_id} at byte {self.offset}")
-                    time.sleep(0)
         finally:
             batcher.close()

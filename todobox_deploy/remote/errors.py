@@ -112,6 +112,10 @@ class CommandCancelled(RemoteError):
     """The operator cancelled the command."""
 
 
+class CommandTimedOut(CommandCancelled):
+    """The command ran longer than its timeout and was stopped."""
+
+
 class RunLocked(RemoteError):
     """A detached run with this id is already running on the host."""
 

@@ -13,7 +13,7 @@ import paramiko
 
 from todobox_deploy.engine.events import Stream
 
-from .errors import CommandCancelled, CommandKilled, LinkLost
+from .errors import CommandCancelled, CommandKilled, CommandTimedOut, LinkLost
 
 CHUNK = 1 << 20
 PID_MARK = b"__todobox_pid__="
@@ -21,10 +21,6 @@ _PID_LINE = re.compile(rb"__todobox_pid__=(\d+)\n")
 
 DataCallback = Callable[[Stream, bytes], None]
 KillGroup = Callable[[int, str], None]
-
-
-class CommandTimedOut(CommandCancelled):
-    """The command ran longer than its timeout and was stopped."""
 
 
 def wrap_command(script: str) -> str:
