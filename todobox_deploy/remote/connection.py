@@ -18,13 +18,12 @@ from todobox_deploy.config import DatabaseConfig, TargetConfig
 from todobox_deploy.engine.events import OutputSink
 
 from . import quoting
+from .auth import KeyRing, PassphraseCallback
 from .errors import (
-    AuthenticationFailed,
     HostKeyInfo,
     HostKeyUnknown,
     HostUnreachable,
     LinkLost,
-    PassphraseRequired,
     RemoteError,
     UnsafeArgument,
     known_hosts_name,
@@ -43,7 +42,6 @@ __all__ = ["CommandResult", "HostKeyInfo", "SshConnection"]
 log = logging.getLogger(__name__)
 
 ConfirmHostKey = Callable[[HostKeyInfo], bool]
-PassphraseCallback = Callable[[Path], "str | None"]
 
 DISABLED_ALGORITHMS = {
     "ciphers": ["3des-cbc", "aes128-cbc", "aes192-cbc", "aes256-cbc"],
@@ -56,7 +54,6 @@ PREFERRED_CIPHERS = (
     "aes192-ctr",
     "aes256-ctr",
 )
-DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,6 @@ class SshConnection:
     ) -> None:
         self.target = target
         self._confirm = confirm_host_key
-        self._passphrase = passphrase
         self.pin_file = pinned_known_hosts or default_pin_file()
         extra = [target.known_hosts] if target.known_hosts else []
         self._kh_files = [
@@ -124,7 +120,6 @@ class SshConnection:
             *extra,
         ]
         self.run_root = run_root
-        self._allow_agent = allow_agent
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.reconnect_timeout = reconnect_timeout
@@ -132,11 +127,11 @@ class SshConnection:
         self._transport: paramiko.Transport | None = None
         self._hops: list[paramiko.Transport] = []
         self._resolved: ResolvedTarget | None = None
-        self._keys: dict[Path, paramiko.PKey] = {}
         self._hb_stop = threading.Event()
         self._lost_reason: str | None = None
         self._last_info: HostKeyInfo | None = None
         self.warnings: list[str] = []
+        self._keyring = KeyRing(passphrase, allow_agent=allow_agent, warnings=self.warnings)
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -217,7 +212,7 @@ class SshConnection:
                         ) from None
                 t = self._handshake(ep, sock, r.connect_timeout)
                 hops.append(t)
-                self._authenticate(t, ep)
+                self._keyring.authenticate(t, ep)
         except BaseException:
             for t in reversed(hops):
                 t.close()
@@ -272,83 +267,6 @@ class SshConnection:
         pin_host_key(self.pin_file, info)
         t.close()
         raise _Pinned()
-
-    def _load_key(self, path: Path, *, required: bool) -> paramiko.PKey | None:
-        if path in self._keys:
-            return self._keys[path]
-        try:
-            try:
-                key = paramiko.PKey.from_path(path)
-            except TypeError as exc:  # cryptography's way of saying "needs a passphrase"
-                if "password" not in str(exc):
-                    raise paramiko.SSHException(str(exc)) from None
-                raise paramiko.PasswordRequiredException(str(exc)) from None
-        except paramiko.PasswordRequiredException:
-            secret = self._passphrase(path) if self._passphrase else None
-            if secret is None:
-                if required:
-                    raise PassphraseRequired(
-                        "?", 0, "?", [str(path)], f"{path} is encrypted and no passphrase was given"
-                    ) from None
-                return None
-            try:
-                key = paramiko.PKey.from_path(path, password=secret.encode())  # type: ignore[arg-type]
-            except (paramiko.SSHException, ValueError):
-                raise PassphraseRequired("?", 0, "?", [str(path)], f"wrong passphrase for {path}") from None
-        except (OSError, paramiko.SSHException, ValueError) as exc:
-            if required:
-                self.warnings.append(f"cannot load identity file {path}: {exc}")
-            return None
-        self._keys[path] = key
-        return key
-
-    def _authenticate(self, t: paramiko.Transport, ep: Endpoint) -> None:
-        candidates: list[tuple[str, paramiko.PKey]] = []
-        for path in ep.identity_files:
-            try:
-                key = self._load_key(path, required=True)
-            except PassphraseRequired as exc:
-                raise PassphraseRequired(
-                    ep.hostname, ep.port, ep.user, [str(path)], str(exc.args[0])
-                ) from None
-            if key is not None:
-                candidates.append((f"{path} ({key.get_name()} {key.fingerprint})", key))
-        agent: paramiko.Agent | None = None
-        if self._allow_agent and not ep.identities_only:
-            agent = paramiko.Agent()
-            candidates += [(f"agent key {k.get_name()} {k.fingerprint}", k) for k in agent.get_keys()]
-        if not ep.identity_files and not ep.identities_only:
-            for name in DEFAULT_KEYS:
-                path = Path("~/.ssh").expanduser() / name
-                if path.exists() and (key := self._load_key(path, required=False)) is not None:
-                    candidates.append((f"{path} ({key.get_name()})", key))
-        tried: list[str] = []
-        try:
-            for desc, key in candidates:
-                try:
-                    t.auth_publickey(ep.user, key)
-                except paramiko.BadAuthenticationType as exc:
-                    raise AuthenticationFailed(
-                        ep.hostname,
-                        ep.port,
-                        ep.user,
-                        tried,
-                        f"the server accepts only {', '.join(exc.allowed_types)}",
-                    ) from None
-                except paramiko.AuthenticationException:
-                    tried.append(desc)
-                    continue
-                except (paramiko.SSHException, EOFError, OSError) as exc:
-                    tried.append(desc)
-                    raise AuthenticationFailed(
-                        ep.hostname, ep.port, ep.user, tried, f"the server closed the connection: {exc}"
-                    ) from None
-                if t.is_authenticated():
-                    return
-            raise AuthenticationFailed(ep.hostname, ep.port, ep.user, tried)
-        finally:
-            if agent is not None:
-                agent.close()
 
     # -- liveness ---------------------------------------------------------------------------
 
