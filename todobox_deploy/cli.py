@@ -99,7 +99,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     info = sandbox_up(args.dir, users=args.users, reset=args.reset)
     print(f"sandbox ready in {info.dir} (config {info.config})")
-    return run_wizard(load_config(info.config), operator=args.operator)
+    code = run_wizard(load_config(info.config), operator=args.operator)
+    print(f"the sandbox keeps running; stop it with: todobox-deploy sandbox down --dir {info.dir}")
+    return code
 
 
 def _cmd_checklist(args: argparse.Namespace) -> int:
