@@ -1,0 +1,60 @@
+"""The wizard end to end on the real sandbox: Pilot drives it, the real engine runs step 4 over SSH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from todobox_deploy.checklist import CHECKLIST
+from todobox_deploy.config import load_config
+from todobox_deploy.engine.events import PhaseStatus
+from todobox_deploy.engine.runner import DeployRunner
+from todobox_deploy.engine.session import DeploySession
+from todobox_deploy.journal.journal import Journal
+from todobox_deploy.remote.connection import SshConnection
+from todobox_deploy.sandbox.manager import SandboxInfo
+from todobox_deploy.tui.app import make_app
+from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.wizard import WizardScreen
+
+from .test_wizard import SIZE, wait_for, wizard
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+async def test_db_check_streams_real_evidence_into_the_log_pane(
+    sandbox_reset: SandboxInfo, tmp_path: Path
+) -> None:
+    config = load_config(sandbox_reset.config)
+    conn = SshConnection(config.target, pinned_known_hosts=tmp_path / "pins")
+    runner = DeployRunner(DeploySession(config, connection=conn), transcript_dir=tmp_path / "transcripts")
+    journal = Journal(tmp_path / "journal.jsonl", operator="erin", host=config.target.host)
+    app = make_app(CHECKLIST, runner, config=config, operator="erin", journal=journal)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(4):  # backup, stop, deploy code, verify files: confirmed by hand
+                await pilot.press("g")
+                await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+                await pilot.press("y")
+                await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+            await pilot.press("g")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
+            pane = wizard(app).log_pane
+            await wait_for(pilot, lambda: pane.pending_count == 0)
+            window = pane.window("db_check")
+            text = "\n".join(window)
+            assert "c682ef478e45" in text  # SELECT * FROM alembic_version
+            assert "3e5106ee570c -> c682ef478e45 (head)" in text  # flask db history on the host
+            assert any("password_hash" in line and "varchar(255)" in line for line in window)  # DESCRIBE user
+            assert app.progress.status["db_check"] is PhaseStatus.WARNING
+            await pilot.press("y")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+    finally:
+        runner.close()
+    events: list[dict[str, Any]] = journal.read()
+    confirmed = [(e["phase"], e["status"]) for e in events if e["event"] == "phase_confirmed"]
+    assert confirmed[-1] == ("db_check", "warning")
+    assert all(e["operator"] == "erin" for e in events)
+    assert (tmp_path / "transcripts" / "db_check.log").read_text().count("c682ef478e45") >= 2
