@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +17,12 @@ from todobox_deploy.sandbox.ports import free_port, port_accepts, port_is_free
 from todobox_deploy.sandbox.procs import (
     SandboxError,
     cmdline,
-    log_tail,
     pid_alive,
     read_pid,
     remove_socket,
     short_socket_path,
     terminate,
+    wait_ready,
 )
 
 if TYPE_CHECKING:
@@ -145,19 +144,14 @@ class ThrowawayMariaDB:
             start_new_session=True,
         )
         self.pid_file.write_text(f"{self._proc.pid}\n")
-        deadline = time.monotonic() + timeout
-        while not (self._socket_accepts() and port_accepts(self.port)):
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                raise SandboxError(
-                    f"mariadbd exited with status {code}; log tail:\n{log_tail(self.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise SandboxError(
-                    f"mariadbd did not accept on {self.socket}; log:\n{log_tail(self.log_path)}"
-                )
-            time.sleep(0.02)
+        wait_ready(
+            self._proc,
+            lambda: self._socket_accepts() and port_accepts(self.port),
+            name=f"mariadbd on {self.socket}",
+            log_path=self.log_path,
+            timeout=timeout,
+            stop=self.stop,
+        )
         self._drop_anonymous_users()
 
     def _drop_anonymous_users(self) -> None:

@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -132,3 +134,26 @@ def log_tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    *,
+    name: str,
+    log_path: Path,
+    timeout: float,
+    stop: Callable[[], object],
+) -> None:
+    """Poll ``ready()`` until it holds; if ``proc`` exits, or ``timeout`` passes (then ``stop()`` runs),
+    raise SandboxError with the log tail."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            raise SandboxError(
+                f"{name} exited with status {proc.returncode}; log tail:\n{log_tail(log_path)}"
+            )
+        if time.monotonic() > deadline:
+            stop()
+            raise SandboxError(f"{name} not ready after {timeout:.0f} s; log tail:\n{log_tail(log_path)}")
+        time.sleep(0.02)

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from todobox_deploy.sandbox.ports import free_port, port_accepts, port_is_free
@@ -19,10 +18,10 @@ from todobox_deploy.sandbox.procs import (
     SandboxError,
     cmdline,
     descendants,
-    log_tail,
     pid_alive,
     read_pid,
     terminate,
+    wait_ready,
 )
 
 SSHD = "/usr/sbin/sshd"
@@ -154,18 +153,14 @@ class ThrowawaySshd:
                 start_new_session=True,
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
-        deadline = time.monotonic() + timeout
-        while not port_accepts(self.port):
-            if self._proc.poll() is not None:
-                raise SandboxError(
-                    f"sshd exited with status {self._proc.returncode}; log tail:\n{log_tail(self.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise SandboxError(
-                    f"sshd did not accept on port {self.port}; log:\n{log_tail(self.log_path)}"
-                )
-            time.sleep(0.02)
+        wait_ready(
+            self._proc,
+            lambda: port_accepts(self.port),
+            name=f"sshd on port {self.port}",
+            log_path=self.log_path,
+            timeout=timeout,
+            stop=self.stop,
+        )
 
     def stop(self) -> list[int]:
         """Stop the listener (and any session children it still has); return the pids signalled."""
