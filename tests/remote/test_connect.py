@@ -266,3 +266,33 @@ def test_host_key_changed_after_pin_on_reconnect(tmp_path: Path) -> None:
         conn.close()
     finally:
         server.stop()
+
+
+class _WeakSshd(ThrowawaySshd):
+    """The sandbox sshd restricted to algorithms the client refuses (reuses the sandbox launcher)."""
+
+    def __init__(self, directory: Path, extra: str) -> None:
+        super().__init__(directory)
+        self.extra = extra
+
+    def _config_text(self) -> str:
+        return super()._config_text() + self.extra
+
+
+@pytest.mark.parametrize(
+    ("extra", "what"),
+    [
+        ("Ciphers aes128-cbc,3des-cbc\n", "cipher"),
+        ("MACs hmac-sha1\nCiphers aes128-ctr\n", "mac"),
+        ("KexAlgorithms diffie-hellman-group14-sha1\n", "kex"),
+    ],
+)
+def test_weak_only_server_is_refused_with_a_clear_message(tmp_path: Path, extra: str, what: str) -> None:
+    server = _WeakSshd(tmp_path / "weak", extra)
+    server.start()
+    try:
+        with pytest.raises(HostUnreachable, match=f"no acceptable {what}") as exc:
+            make_conn(target_for(server), tmp_path).connect()
+        assert "weak or legacy algorithms" in str(exc.value)
+    finally:
+        server.stop()

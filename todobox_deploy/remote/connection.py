@@ -23,6 +23,7 @@ from .errors import (
     HostKeyInfo,
     HostKeyUnknown,
     HostUnreachable,
+    IncompatibleServer,
     LinkLost,
     RemoteError,
     UnsafeArgument,
@@ -248,11 +249,12 @@ class SshConnection:
             key = t.get_remote_server_key()  # raises if the handshake did not complete
         except (paramiko.SSHException, OSError, EOFError) as exc:
             t.close()
+            if "Incompatible ssh" in str(exc):
+                raise IncompatibleServer(ep.hostname, ep.port, str(exc)) from None
             raise HostUnreachable(
                 ep.hostname,
                 ep.port,
-                f"SSH handshake failed (not an SSH server, too old for paramiko 5, "
-                f"or timed out): {exc or exc.__class__.__name__}",
+                f"SSH handshake failed (not an SSH server, or timed out): {exc or exc.__class__.__name__}",
             ) from None
         info = HostKeyInfo(ep.hostname, ep.port, _key_type(key), fingerprint(key.asbytes()), key.get_base64())
         self._last_info = info

@@ -42,6 +42,18 @@ class HostUnreachable(RemoteError):
         self.host, self.port, self.reason = host, port, reason
 
 
+class IncompatibleServer(HostUnreachable):
+    """The server offers only algorithms this client refuses (SHA-1, CBC, 3DES) or paramiko 5 lacks."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        RemoteError.__init__(
+            self,
+            f"{host} port {port} offers only weak or legacy algorithms ({reason}); this client refuses "
+            "SHA-1 key exchange and MACs, CBC and 3DES ciphers. Update the server's sshd configuration.",
+        )
+        self.host, self.port, self.reason = host, port, reason
+
+
 class HostKeyError(RemoteError):
     """Base for host key problems; always raised before any authentication."""
 
