@@ -276,7 +276,11 @@ def test_pid_line_is_stripped_even_when_cut_short() -> None:
     assert cut.feed(b"__todobox_pi") == b"" and cut.flush() == b""  # a dropped link mid-marker: no output
     other = _PidFilter()
     assert other.feed(b"motd\n") == b"motd\n" and other.pid is None
-    cmd = wrap_command("echo 'x'")
-    assert cmd.startswith(
-        "echo __todobox_pid__=$$; exec env PYTHONUNBUFFERED=1 bash --norc --noprofile -o pipefail -c "
-    )
+    # one single-quoted word with no quote or backslash inside: the same in sh, bash, csh and fish
+    cmd = wrap_command("echo 'it''s' \\\\ '$(id)' ü")
+    prefix = "exec bash --norc --noprofile -c '"
+    assert cmd.startswith(prefix) and cmd.endswith("'")
+    assert "'" not in cmd[len(prefix) : -1] and "\\" not in cmd
+    for shell in ("sh", "bash"):
+        out = subprocess.run([shell, "-c", cmd], capture_output=True, text=True, check=True).stdout
+        assert out.split("\n", 1)[1] == "its \\ $(id) ü\n"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import select
-import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -24,17 +24,20 @@ KillGroup = Callable[[int, str], None]
 
 
 def wrap_command(script: str) -> str:
-    """The exec string sent to sshd (run by the login shell).
+    """The exec string sent to sshd, which runs it with the login shell (``$SHELL -c``).
 
-    The login shell is the session leader (sshd calls setsid), so the pid it prints is the
-    process group a cancel kills. ``PYTHONUNBUFFERED=1`` goes through ``env``, not channel env
-    (sshd drops variables not in AcceptEnv without an error). ``--norc``: bash run by sshd would
-    source ~/.bashrc again (the login shell already did, and its exports are inherited).
+    The outer text is one single-quoted word without backslashes or quotes inside, so it means the
+    same in sh, bash, csh or fish; the script itself travels base64-encoded. Every step ``exec``s, so
+    the printed pid is the login shell's: the session leader (sshd calls setsid), whose process group
+    a cancel kills. ``PYTHONUNBUFFERED=1`` goes through ``env``, not channel env (sshd drops names not
+    in AcceptEnv without an error). ``--norc``: bash started by sshd would source ~/.bashrc again.
     """
-    inner = shlex.join(
-        ["env", "PYTHONUNBUFFERED=1", "bash", "--norc", "--noprofile", "-o", "pipefail", "-c", script]
+    encoded = base64.b64encode(script.encode("utf-8")).decode("ascii")
+    inner = (
+        f"echo {PID_MARK.decode()}$$; exec env PYTHONUNBUFFERED=1 bash --norc --noprofile -o pipefail "
+        f'-c "$(printf %s {encoded} | base64 -d)"'
     )
-    return f"echo {PID_MARK.decode()}$$; exec {inner}"
+    return f"exec bash --norc --noprofile -c '{inner}'"
 
 
 class _PidFilter:
