@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -170,3 +171,22 @@ def test_detached_stdin_goes_through_a_fifo(conn: SshConnection, tmp_path: Path)
     )
     assert sink.lines()[0] == "from stdin"
     assert "stdin" not in sink.lines()[1:]  # the FIFO was unlinked once opened
+
+
+def test_gives_up_after_reconnect_timeout_then_attach_resumes_exactly(
+    proxied_target: TargetConfig, proxy: CuttableProxy, target: TargetConfig, tmp_path: Path
+) -> None:
+    conn = make_conn(proxied_target, tmp_path, reconnect_timeout=1.0)
+    conn.connect()
+    sink = Collector()
+    threading.Timer(0.6, proxy.close).start()  # the link drops and stays down
+    with pytest.raises(LinkLost, match="re-attach later") as exc:
+        conn.run_detached("gone-1", NUMBERED.format(n=150, d=0.01), sink)
+    conn.close()
+    match = re.search(r"offset=(\d+)", str(exc.value))
+    assert match is not None
+    direct = make_conn(target, tmp_path)  # e.g. the tool restarted with the persisted offset
+    rest = Collector()
+    assert direct.attach("gone-1", rest, offset=int(match.group(1))) == 3
+    assert sink.lines() + rest.lines() == _expected(150)  # no gap, no duplicate, no torn line
+    direct.close()

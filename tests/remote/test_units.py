@@ -38,20 +38,36 @@ def _chunks(data: bytes, rng: random.Random, hi: int = 17) -> list[bytes]:
     return out
 
 
-def test_redactor_catches_secrets_split_across_any_chunking() -> None:
+def test_redaction_catches_secrets_split_across_any_chunking() -> None:
     pw = "s3cr3t/pä ss"
     secrets = Secrets([pw])
     text = f"a {pw} b mysql://u:{__import__('urllib.parse').parse.quote(pw, safe='')}@h/db ü€ {pw}\n" * 20
     data = text.encode()
     rng = random.Random(7)
-    for _ in range(100):
-        r = secrets.redactor()
-        out = b"".join(r.feed(c) for c in _chunks(data, rng)) + r.flush()
-        assert pw.encode() not in out and b"s3cr3t" not in out
-        assert out.count(MASK) == 60
-    one = secrets.redactor()
-    out = b"".join(one.feed(data[i : i + 1]) for i in range(len(data))) + one.flush()
-    assert b"s3cr3t" not in out
+    for chunking in [[data[i : i + 1] for i in range(len(data))]] + [_chunks(data, rng) for _ in range(100)]:
+        sp = LineSplitter(secrets)
+        lines = [line for c in chunking for line in sp.feed(c)] + sp.finish()
+        out = "\n".join(lines)
+        assert "s3cr3t" not in out and "\ufffd" not in out
+        assert out.count(MASK.decode()) == 60 and len(lines) == 20
+        assert sp.complete_bytes == len(data)
+
+
+def test_long_lines_are_split_without_leaking_or_breaking_characters() -> None:
+    pw = "hunter2hunter2"
+    data = ("é" * 3000 + pw + "x" * 5000 + pw).encode()  # no newline at all
+    rng = random.Random(1)
+    for _ in range(20):
+        sp = LineSplitter(Secrets([pw]), max_line=1000)
+        pieces = [line for c in _chunks(data, rng, 700) for line in sp.feed(c)] + sp.finish()
+        joined = "".join(pieces)
+        assert pw not in joined and "hunter" not in joined.replace("[REDACTED]", "")
+        assert "\ufffd" not in joined and joined.count("[REDACTED]") == 2 and len(pieces) > 5
+
+
+def test_multiline_secret_is_masked_line_by_line() -> None:
+    sp = LineSplitter(Secrets(["first-part\nsecond-part"]))
+    assert sp.feed(b"a first-part\nsecond-part b\n") == ["a [REDACTED]", "[REDACTED] b"]
 
 
 def test_secrets_repr_and_redact_text() -> None:

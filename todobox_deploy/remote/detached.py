@@ -186,7 +186,7 @@ class DetachedRun:
         """Stream the log from ``offset`` until the run ends; survive drops; return the host's exit code."""
         self.offset = offset
         batcher = LineBatcher(sink, secrets)
-        cancelled = False
+        cancelled = gave_up = False
 
         def on_data(stream: Stream, data: bytes) -> None:
             if stream == "stdout":
@@ -232,7 +232,19 @@ class DetachedRun:
                     batcher.message(
                         "info", f"link lost ({exc}); reconnecting to re-attach at byte {self.offset}"
                     )
-                    self.conn.reconnect(notify=lambda m: batcher.message("info", m))
+                    try:
+                        self.conn.reconnect(notify=lambda m: batcher.message("info", m))
+                    except (HostUnreachable, LinkLost) as gone:
+                        # resume point: the end of the last complete line shown (a partial one is not shown)
+                        gave_up = True
+                        resume = offset + batcher.complete_bytes("stdout")
+                        raise LinkLost(
+                            f"{gone}; run {self.run_id} goes on on the host: re-attach later with "
+                            f"attach({self.run_id!r}, offset={resume})"
+                        ) from None
                     batcher.message("info", f"re-attached to run {self.run_id} at byte {self.offset}")
         finally:
-            batcher.close()
+            if gave_up:
+                batcher.flush()
+            else:
+                batcher.close()

@@ -2,46 +2,68 @@
 
 from __future__ import annotations
 
-import codecs
 import threading
 import time
 
 from todobox_deploy.engine.events import OutputSink, Stream
 
-from .secrets import Secrets, StreamRedactor
+from .secrets import MASK, Secrets
 
 BATCH_LINES = 1000
 BATCH_SECONDS = 0.05
 
 
 class LineSplitter:
-    """Incremental: redact bytes, decode UTF-8 across chunk boundaries, split into lines."""
+    """Incremental: cut raw bytes into complete lines, redact and decode each run of whole lines.
 
-    def __init__(self, secrets: Secrets | None = None) -> None:
-        self._redactor = StreamRedactor(secrets)
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._partial = ""
+    Secrets never contain a newline (see ``Secrets.add``), so redacting whole lines is boundary-safe
+    and a multi-byte character is never cut. A line longer than ``max_line`` bytes is emitted in
+    pieces, keeping back enough bytes that no secret (or character) is split. ``complete_bytes``
+    counts the raw bytes already emitted: the exact offset to resume a stream from.
+    """
+
+    def __init__(self, secrets: Secrets | None = None, *, max_line: int = 1 << 20) -> None:
+        self._patterns = secrets.patterns if secrets else []
+        self._keep = max((len(p) for p in self._patterns), default=1) - 1
+        self._max_line = max_line
+        self._buf = b""
+        self.complete_bytes = 0
+
+    def _text(self, data: bytes) -> str:
+        for p in self._patterns:
+            data = data.replace(p, MASK)
+        return data.decode("utf-8", "replace")
 
     def feed(self, data: bytes) -> list[str]:
-        return self._split(self._decoder.decode(self._redactor.feed(data)))
+        buf = self._buf + data
+        end = buf.rfind(b"\n") + 1
+        if end == 0:
+            self._buf = buf
+            return self._force_split() if len(buf) > self._max_line else []
+        self._buf = buf[end:]
+        self.complete_bytes += end
+        text = self._text(buf[: end - 1])
+        lines = text.split("\n")
+        if "\r" in text:  # CRLF output: drop the CR (the common case skips this per-line pass)
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        return lines
+
+    def _force_split(self) -> list[str]:
+        buf = self._buf
+        for p in self._patterns:  # every whole secret is masked; one can only straddle the last _keep bytes
+            buf = buf.replace(p, MASK)
+        cut = len(buf) - self._keep
+        while cut > 0 and buf[cut] & 0xC0 == 0x80:  # not inside a UTF-8 character
+            cut -= 1
+        self.complete_bytes += len(self._buf) - (len(buf) - cut)
+        self._buf = buf[cut:]
+        return [buf[:cut].decode("utf-8", "replace")]
 
     def finish(self) -> list[str]:
         """Flush everything, including a last line without a trailing newline."""
-        lines = self._split(self._decoder.decode(self._redactor.flush(), final=True))
-        if self._partial:
-            lines.append(self._partial)
-            self._partial = ""
-        return lines
-
-    def _split(self, text: str) -> list[str]:
-        if not text:
-            return []
-        text = self._partial + text
-        parts = text.split("\n")
-        self._partial = parts.pop()
-        if "\r" in text:  # CRLF output: drop the CR (the common case skips this per-line pass)
-            return [p[:-1] if p.endswith("\r") else p for p in parts]
-        return parts
+        rest, self._buf = self._buf, b""
+        self.complete_bytes += len(rest)
+        return [self._text(rest)] if rest else []
 
 
 class LineBatcher:
@@ -75,6 +97,11 @@ class LineBatcher:
                 splitter = self._splitters[stream] = LineSplitter(self._secrets)
             self._add(stream, splitter.feed(data))
         self.maybe_flush()
+
+    def complete_bytes(self, stream: Stream) -> int:
+        """Raw bytes of ``stream`` already emitted as lines (a partial last line is not counted)."""
+        splitter = self._splitters.get(stream)
+        return splitter.complete_bytes if splitter else 0
 
     def message(self, stream: Stream, text: str) -> None:
         """Emit an app-generated line (info/error), redacted, in order with the rest."""

@@ -1,4 +1,4 @@
-"""Known secrets and a chunk-boundary-safe redactor for byte streams."""
+"""Known secrets that must never reach any output; ``lines.LineSplitter`` applies them to streams."""
 
 from __future__ import annotations
 
@@ -17,11 +17,16 @@ class Secrets:
             self.add(v)
 
     def add(self, value: str) -> None:
-        """Register a secret and its URL-encoded variants (as found in DSNs)."""
+        """Register a secret and its URL-encoded variants (as found in DSNs).
+
+        Output is redacted line by line, so a secret containing a newline is registered as its lines.
+        """
         if not value:
             return
         for form in {value, quote(value, safe=""), quote_plus(value)}:
-            self._values.add(form.encode("utf-8"))
+            for part in form.replace("\r", "\n").split("\n"):
+                if part:
+                    self._values.add(part.encode("utf-8"))
 
     def __bool__(self) -> bool:
         return bool(self._values)
@@ -40,37 +45,3 @@ class Secrets:
         for p in self.patterns:
             data = data.replace(p, MASK)
         return data.decode("utf-8", "replace")
-
-    def redactor(self) -> StreamRedactor:
-        return StreamRedactor(self)
-
-
-class StreamRedactor:
-    """Feed raw bytes in any chunking; get bytes back with every secret masked.
-
-    Holds back ``len(longest secret) - 1`` bytes so a secret split across chunks is still caught.
-    """
-
-    def __init__(self, secrets: Secrets | None) -> None:
-        self._patterns = secrets.patterns if secrets else []
-        self._keep = max((len(p) for p in self._patterns), default=1) - 1
-        self._buf = b""
-
-    def feed(self, data: bytes) -> bytes:
-        if not self._patterns:
-            return data
-        buf = self._buf + data
-        for p in self._patterns:
-            buf = buf.replace(p, MASK)
-        cut = len(buf) - self._keep
-        if cut <= 0:
-            self._buf = buf
-            return b""
-        self._buf = buf[cut:]
-        return buf[:cut]
-
-    def flush(self) -> bytes:
-        buf, self._buf = self._buf, b""
-        for p in self._patterns:
-            buf = buf.replace(p, MASK)
-        return buf
