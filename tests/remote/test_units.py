@@ -65,6 +65,15 @@ def test_long_lines_are_split_without_leaking_or_breaking_characters() -> None:
         assert "\ufffd" not in joined and joined.count("[REDACTED]") == 2 and len(pieces) > 5
 
 
+def test_long_lines_without_secrets() -> None:
+    data = ("日本語" * 2000).encode()
+    rng = random.Random(2)
+    for _ in range(20):
+        sp = LineSplitter(max_line=1000)
+        pieces = [line for c in _chunks(data, rng, 700) for line in sp.feed(c)] + sp.finish()
+        assert "".join(pieces) == "日本語" * 2000 and sp.complete_bytes == len(data)
+
+
 def test_multiline_secret_is_masked_line_by_line() -> None:
     sp = LineSplitter(Secrets(["first-part\nsecond-part"]))
     assert sp.feed(b"a first-part\nsecond-part b\n") == ["a [REDACTED]", "[REDACTED] b"]

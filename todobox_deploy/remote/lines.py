@@ -52,8 +52,8 @@ class LineSplitter:
         buf = self._buf
         for p in self._patterns:  # every whole secret is masked; one can only straddle the last _keep bytes
             buf = buf.replace(p, MASK)
-        cut = len(buf) - self._keep
-        while cut > 0 and buf[cut] & 0xC0 == 0x80:  # not inside a UTF-8 character
+        cut = len(buf) - max(self._keep, 3)  # 3: the tail may be an incomplete UTF-8 character
+        while cut > 0 and buf[cut] & 0xC0 == 0x80:  # cut before a character's first byte
             cut -= 1
         self.complete_bytes += len(self._buf) - (len(buf) - cut)
         self._buf = buf[cut:]
