@@ -8,13 +8,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from todobox_deploy import __version__
 from todobox_deploy.config import ConfigError, DeployConfig, load_config
-
-if TYPE_CHECKING:
-    from todobox_deploy.remote.errors import HostKeyInfo
 
 EXIT_CONFIG = 2
 EXIT_CONNECTION = 255
@@ -27,18 +23,6 @@ def _session_dir(config: DeployConfig) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     host = config.target.host.replace("/", "_")
     return platformdirs.user_state_path("todobox-deploy") / "sessions" / f"{stamp}-{host}"
-
-
-def _ask_trust(info: HostKeyInfo) -> bool:
-    """Terminal prompt for an unknown host key; trust needs the word 'yes' typed in full."""
-    print(
-        f"The authenticity of host {info.known_hosts_name} can't be established.\n"
-        f"{info.key_type} key fingerprint is {info.fingerprint}.\n"
-        "Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the server's console.",
-        file=sys.stderr,
-    )
-    answer = input("Type 'yes' to trust and pin this key, anything else to stop: ")
-    return answer.strip() == "yes"
 
 
 def _prompt_password(prompt: str) -> str:
@@ -54,10 +38,15 @@ def run_wizard(config: DeployConfig, *, operator: str, session_dir: Path | None 
     from todobox_deploy.journal.journal import Journal
     from todobox_deploy.remote.connection import SshConnection
     from todobox_deploy.remote.errors import RemoteError
+    from todobox_deploy.remote.prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
     from todobox_deploy.tui.app import make_app
 
     interactive = sys.stdin.isatty()
-    conn = SshConnection(config.target, confirm_host_key=_ask_trust if interactive else None)
+    conn = SshConnection(
+        config.target,
+        confirm_host_key=ask_trust_on_terminal if interactive else None,
+        passphrase=ask_passphrase_on_terminal if interactive else None,
+    )
     try:
         conn.connect()
     except RemoteError as exc:

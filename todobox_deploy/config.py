@@ -31,6 +31,8 @@ class TargetConfig:
     known_hosts: Path | None = None  # extra known_hosts file, read-only (e.g. the sandbox's)
     ssh_config: Path | None = None  # None: ~/.ssh/config when it exists
     connect_timeout: float = 10.0
+    host_key_fingerprint: str | None = None  # "SHA256:..." pins the target's key (non-interactive runs)
+    run_root: str | None = None  # where detached runs keep their logs on the host
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,10 @@ def _check_types(name: str, obj: Any) -> None:
         raise ConfigError("[backup] compression must be 'gzip' or 'none'")
     if name == "target" and obj.port is not None and not 0 < obj.port < 65536:
         raise ConfigError(f"[target] port {obj.port} is out of range")
+    if name == "target" and obj.host_key_fingerprint and not obj.host_key_fingerprint.startswith("SHA256:"):
+        raise ConfigError(
+            "[target] host_key_fingerprint must look like SHA256:... (as `ssh-keygen -lf` prints)"
+        )
 
 
 def parse_config(text: str, base: Path | None = None, source: Path | None = None) -> DeployConfig:

@@ -62,6 +62,25 @@ def test_unknown_host_refused_before_auth_with_fingerprint(
     assert not conn.pin_file.exists()
 
 
+def test_fingerprint_pinned_in_the_config_decides_without_a_prompt(
+    sshd_server: ThrowawaySshd, target: TargetConfig, tmp_path: Path
+) -> None:
+    """Non-interactive runs: host_key_fingerprint in the deploy config trusts that key, and only that key."""
+    real = _keygen_fp(sshd_server.host_key_pub)
+    pinned = dataclasses.replace(target, known_hosts=None, host_key_fingerprint=real)
+    conn = make_conn(pinned, tmp_path)
+    conn.connect()
+    assert conn.capture(["echo", "ok"]).stdout == "ok\n"
+    conn.close()
+    assert not conn.pin_file.exists()  # the config is the record; nothing is written
+    wrong = "SHA256:" + "A" * 43
+    # a wrong pin is a hard stop even though the key is in the configured known_hosts file
+    mismatched = make_conn(dataclasses.replace(target, host_key_fingerprint=wrong), tmp_path)
+    with pytest.raises(HostKeyChanged) as exc:
+        mismatched.connect()
+    assert real in str(exc.value) and wrong in str(exc.value)
+
+
 def test_trust_pins_then_reconnects_against_pin(
     target: TargetConfig, tmp_path: Path, sshd_server: ThrowawaySshd
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import socket
@@ -20,7 +21,9 @@ from todobox_deploy.engine.events import OutputSink
 from . import quoting
 from .auth import KeyRing, PassphraseCallback
 from .errors import (
+    HostKeyChanged,
     HostKeyInfo,
+    HostKeyRevoked,
     HostKeyUnknown,
     HostUnreachable,
     IncompatibleServer,
@@ -92,6 +95,17 @@ def tcp_socket(host: str, port: int, timeout: float, user_timeout_ms: int = 10_0
     return sock
 
 
+def _configured_fingerprint(
+    t: paramiko.Transport, info: HostKeyInfo, expected: str, known: KnownHosts
+) -> paramiko.Transport:
+    """The deploy config pins the target's key: it decides, a mismatch is a hard stop; @revoked still wins."""
+    if known.is_revoked(base64.b64decode(info.key_base64)):
+        raise HostKeyRevoked(info)
+    if info.fingerprint != expected:
+        raise HostKeyChanged(info, [f"{expected} (host_key_fingerprint in the deploy config)"])
+    return t
+
+
 class SshConnection:
     """A single SSH connection to the target (through ProxyJump hops), reconnected on demand.
 
@@ -120,7 +134,7 @@ class SshConnection:
             *(known_hosts_files if known_hosts_files is not None else default_known_hosts_files()),
             *extra,
         ]
-        self.run_root = run_root
+        self.run_root = run_root or target.run_root
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.reconnect_timeout = reconnect_timeout
@@ -259,6 +273,8 @@ class SshConnection:
         info = HostKeyInfo(ep.hostname, ep.port, _key_type(key), fingerprint(key.asbytes()), key.get_base64())
         self._last_info = info
         try:
+            if ep is self.resolved.target and self.target.host_key_fingerprint:
+                return _configured_fingerprint(t, info, self.target.host_key_fingerprint, known)
             if known.check(info):
                 return t
             if self._confirm is None or not self._confirm(info):
