@@ -51,3 +51,14 @@ def test_unknown_host_key_is_refused_without_a_terminal(sandbox: SandboxInfo, tm
     assert out.returncode == 255
     assert "unknown host key" in out.stderr
     assert expected in out.stderr
+
+
+@pytest.mark.integration
+def test_exec_in_the_app_runs_flask_with_the_apps_environment(sandbox_reset: SandboxInfo) -> None:
+    """The quick-reference commands: `exec --app -- flask db current` answers from the host's app."""
+    out = cli("exec", "--config", str(sandbox_reset.config), "--app", "--", "flask", "db", "current")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "c682ef478e45 (head)"
+    assert "Will assume non-transactional DDL" in out.stderr  # Alembic's log goes to stderr
+    failed = cli("exec", "--config", str(sandbox_reset.config), "--app", "--", "flask", "db", "nonsense")
+    assert failed.returncode == 2 and "No such command 'nonsense'" in failed.stderr

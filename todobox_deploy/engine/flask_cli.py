@@ -84,3 +84,10 @@ def parse_history_revisions(lines: Sequence[str]) -> list[str]:
             if target:
                 revs.append(target[0])
     return revs
+
+
+def app_command(app: AppConfig, argv: Sequence[str]) -> str:
+    """Shell text that runs ``argv`` in the app's directory; ``flask ...`` gets the app's environment too."""
+    if argv and argv[0] == "flask":
+        return flask_command(app, argv[1:])
+    return f"cd -- {shlex.quote(app.path)} && exec {shlex.join(argv)}"

@@ -39,6 +39,11 @@ def add_exec_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run detached on the host (survives link drops; output re-attached by offset)",
     )
     p.add_argument("--run-id", help="run id for --detached (default: generated)")
+    p.add_argument(
+        "--app",
+        action="store_true",
+        help="run in the app's directory; `flask ...` also gets the app's env file and FLASK_APP",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(handler=run_exec_command)  # cli.main dispatches on `handler`
     return p
@@ -67,6 +72,11 @@ def run_exec_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"exec: {exc}", file=sys.stderr)
         return 2
+    command: list[str] | str = argv
+    if args.app:
+        from todobox_deploy.engine.flask_cli import app_command
+
+        command = app_command(cfg.app, argv)
     conn = SshConnection(
         cfg.target, confirm_host_key=ask_trust_on_terminal, passphrase=ask_passphrase_on_terminal
     )
@@ -77,8 +87,8 @@ def run_exec_command(args: argparse.Namespace) -> int:
         if args.detached:
             run_id = args.run_id or time.strftime("exec-%Y%m%dT%H%M%S-") + pysecrets.token_hex(3)
             print(f"exec: detached run id {run_id}", file=sys.stderr)
-            return conn.run_detached(run_id, argv, _sink)
-        return conn.run(argv, _sink)
+            return conn.run_detached(run_id, command, _sink)
+        return conn.run(command, _sink)
     except (HostKeyError, HostUnreachable, AuthenticationFailed, ConfigProblem, LinkLost) as exc:
         print(f"exec: {exc}", file=sys.stderr)
         return CONNECTION_FAILED
