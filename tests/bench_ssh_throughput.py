@@ -117,9 +117,13 @@ def main() -> int:
             conn.close()
             mib = size / 2**20
             base = mib / statistics.median(results["openssh"])
+            print(
+                f"{'':14s} {'median':>8s}        {'ratio':>6s}   slowest of {args.repeat} (a rekey stall shows here)"
+            )
             for name, times in results.items():
                 rate = mib / statistics.median(times)
-                print(f"{name:14s} {rate:8.1f} MiB/s  {rate / base:6.0%} of OpenSSH")
+                slowest = mib / max(times)
+                print(f"{name:14s} {rate:8.1f} MiB/s  {rate / base:6.0%} of OpenSSH   {slowest:8.1f} MiB/s")
         finally:
             sshd.stop()
     return 0
