@@ -117,9 +117,8 @@ def main() -> int:
             conn.close()
             mib = size / 2**20
             base = mib / statistics.median(results["openssh"])
-            print(
-                f"{'':14s} {'median':>8s}        {'ratio':>6s}   slowest of {args.repeat} (a rekey stall shows here)"
-            )
+            header = f"{'':14s} {'median':>8s}        {'ratio':>6s}"
+            print(f"{header}   slowest of {args.repeat} (a rekey stall would show here)")
             for name, times in results.items():
                 rate = mib / statistics.median(times)
                 slowest = mib / max(times)
