@@ -10,8 +10,8 @@ import pytest
 from todobox_deploy.checklist import CHECKLIST, PHASES, ChecklistNode, NodeKind, build_checklist
 from todobox_deploy.checklist.model import check_ids
 
-SEED = Path("/work/shared/seed/DEPLOYMENT_CHECKLIST.md")
-LOCAL_SEED = Path(__file__).parent / "DEPLOYMENT_CHECKLIST.md"
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "DEPLOYMENT_CHECKLIST.md"  # beside the repo
+LOCAL_SEED = Path(__file__).parent / "DEPLOYMENT_CHECKLIST.md"  # a copy, for a clone without shared/
 
 
 def _seed_text() -> str:
@@ -182,3 +182,9 @@ success.migration success.app_starts success.no_unknown_column success.db_querie
 def test_ids_match_the_golden_list() -> None:
     """Ids are written to journals: renaming or reordering one must be a deliberate change here too."""
     assert [n.id for n in CHECKLIST.walk()] == GOLDEN_IDS
+
+
+def test_local_seed_copy_matches_the_shared_spec() -> None:
+    if not SEED.exists():
+        pytest.skip("no shared/ beside the repo")
+    assert LOCAL_SEED.read_text(encoding="utf-8") == SEED.read_text(encoding="utf-8")
