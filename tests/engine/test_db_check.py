@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pymysql
 import pytest
 
-from todobox_deploy.config import DeployConfig, load_config
-from todobox_deploy.engine.events import PhaseOutcome, PhaseStatus, Stream
-from todobox_deploy.engine.runner import DeployRunner
-from todobox_deploy.engine.session import DeploySession
-from todobox_deploy.remote.connection import SshConnection
+from todobox_deploy.config import load_config
+from todobox_deploy.engine.events import PhaseStatus
 from todobox_deploy.sandbox.manager import SandboxInfo
 
+from .conftest import RunPhase
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-Run = Callable[..., tuple[PhaseOutcome, list[tuple[Stream, str]], Path]]
-
-
-@pytest.fixture
-def run_db_check(tmp_path: Path) -> Run:
-    def run(
-        config: DeployConfig, environ: dict[str, str] | None = None
-    ) -> tuple[PhaseOutcome, list[tuple[Stream, str]], Path]:
-        def connect() -> SshConnection:
-            return SshConnection(config.target, pinned_known_hosts=tmp_path / "pins")
-
-        session = DeploySession(config, connection_factory=connect, environ=environ or {})
-        runner = DeployRunner(session, transcript_dir=tmp_path / "transcripts")
-        seen: list[tuple[Stream, str]] = []
-        try:
-            outcome = runner.run(
-                "db_check", lambda s, lines: seen.extend((s, ln) for ln in lines), threading.Event()
-            )
-        finally:
-            runner.close()
-        return outcome, seen, tmp_path / "transcripts" / "db_check.log"
-
-    return run
 
 
 def _password(info: SandboxInfo) -> str:
@@ -56,8 +29,8 @@ def _admin(info: SandboxInfo) -> pymysql.connections.Connection:  # type: ignore
     )
 
 
-def test_db_check_shows_the_production_bug(sandbox_reset: SandboxInfo, run_db_check: Run) -> None:
-    outcome, seen, transcript = run_db_check(load_config(sandbox_reset.config))
+def test_db_check_shows_the_production_bug(sandbox_reset: SandboxInfo, run_phase: RunPhase) -> None:
+    outcome, seen, transcript = run_phase("db_check", load_config(sandbox_reset.config))
     text = "\n".join(line for _, line in seen)
     assert outcome.fact("alembic_version") == "c682ef478e45"
     assert outcome.fact("user.api_token") == "MISSING"
@@ -74,43 +47,43 @@ def test_db_check_shows_the_production_bug(sandbox_reset: SandboxInfo, run_db_ch
 
 
 def test_db_check_after_code_deploy_says_upgrade_needed(
-    sandbox_reset: SandboxInfo, run_db_check: Run
+    sandbox_reset: SandboxInfo, run_phase: RunPhase
 ) -> None:
     import git
 
     config = load_config(sandbox_reset.config)
     repo = git.Repo(config.app.path)
     repo.remotes.origin.pull("master")
-    outcome, seen, _ = run_db_check(config)
+    outcome, seen, _ = run_phase("db_check", config)
     assert outcome.status is PhaseStatus.OK, outcome.summary
     assert outcome.fact("history heads") == "d1f2e3c4b5a6"
     assert "upgrade to d1f2e3c4b5a6 needed" in outcome.summary
 
 
-def test_db_check_refuses_multiple_applied_heads(sandbox_reset: SandboxInfo, run_db_check: Run) -> None:
+def test_db_check_refuses_multiple_applied_heads(sandbox_reset: SandboxInfo, run_phase: RunPhase) -> None:
     with _admin(sandbox_reset) as admin, admin.cursor() as cur:
         cur.execute("INSERT INTO alembic_version (version_num) VALUES ('deadbeef0000')")
-    outcome, _, _ = run_db_check(load_config(sandbox_reset.config))
+    outcome, _, _ = run_phase("db_check", load_config(sandbox_reset.config))
     assert outcome.status is PhaseStatus.FAILED
     assert "multiple heads applied" in outcome.summary
 
 
-def test_wrong_password_is_a_clear_failure(sandbox: SandboxInfo, run_db_check: Run) -> None:
+def test_wrong_password_is_a_clear_failure(sandbox: SandboxInfo, run_phase: RunPhase) -> None:
     config = load_config(sandbox.config)
     config = dataclasses.replace(
         config, database=dataclasses.replace(config.database, password_env="TODOBOX_TEST_PW")
     )
-    outcome, seen, _ = run_db_check(config, {"TODOBOX_TEST_PW": "not-the-password"})
+    outcome, seen, _ = run_phase("db_check", config, {"TODOBOX_TEST_PW": "not-the-password"})
     assert outcome.status is PhaseStatus.FAILED
     assert "1045" in outcome.summary and "Access denied" in outcome.summary
     assert "not-the-password" not in "\n".join(line for _, line in seen)
 
 
-def test_database_down_is_a_clear_failure(sandbox: SandboxInfo, run_db_check: Run) -> None:
+def test_database_down_is_a_clear_failure(sandbox: SandboxInfo, run_phase: RunPhase) -> None:
     from todobox_deploy.sandbox.ports import free_port
 
     config = load_config(sandbox.config)
     config = dataclasses.replace(config, database=dataclasses.replace(config.database, port=free_port()))
-    outcome, _, _ = run_db_check(config)
+    outcome, _, _ = run_phase("db_check", config)
     assert outcome.status is PhaseStatus.FAILED
     assert str(config.database.port) in outcome.summary

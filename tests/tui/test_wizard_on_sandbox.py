@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import git
 import pytest
 
 from todobox_deploy.checklist import CHECKLIST
@@ -34,11 +35,17 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
     app = make_app(CHECKLIST, runner, config=config, operator="erin", journal=journal)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            for _ in range(4):  # backup, stop, deploy code, verify files: confirmed by hand
+            for _ in range(3):  # backup, stop, deploy code: not automated yet, done by hand and confirmed
                 await pilot.press("g")
                 await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
                 await pilot.press("y")
                 await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+            git.Repo(config.app.path).remotes.origin.pull("master")  # step 2, as the operator does it
+            await pilot.press("g")  # 3. Verify Migration Files, on the host
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
+            assert app.progress.status["verify_files"] is PhaseStatus.OK
+            await pilot.press("y")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
             await pilot.press("g")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
             pane = wizard(app).log_pane
@@ -46,15 +53,16 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
             window = pane.window("db_check")
             text = "\n".join(window)
             assert "c682ef478e45" in text  # SELECT * FROM alembic_version
-            assert "3e5106ee570c -> c682ef478e45 (head)" in text  # flask db history on the host
+            assert "c682ef478e45 -> d1f2e3c4b5a6 (head)" in text  # flask db history on the host
             assert any("password_hash" in line and "varchar(255)" in line for line in window)  # DESCRIBE user
-            assert app.progress.status["db_check"] is PhaseStatus.WARNING
+            assert app.progress.status["db_check"] is PhaseStatus.OK  # the check ran: upgrade needed
+            assert "user.api_token MISSING" in app.progress.outcomes["db_check"].summary
             await pilot.press("y")
             await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
     finally:
         runner.close()
     events: list[dict[str, Any]] = journal.read()
     confirmed = [(e["phase"], e["status"]) for e in events if e["event"] == "phase_confirmed"]
-    assert confirmed[-1] == ("db_check", "warning")
+    assert confirmed[-2:] == [("verify_files", "ok"), ("db_check", "ok")]
     assert all(e["operator"] == "erin" for e in events)
     assert (tmp_path / "transcripts" / "db_check.log").read_text().count("c682ef478e45") >= 2

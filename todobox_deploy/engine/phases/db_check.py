@@ -7,6 +7,7 @@ import threading
 from todobox_deploy.db.schema import SchemaFacts, inspect_schema, quote_ident
 from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flask_cli import flask_command, parse_history_heads, parse_history_revisions
+from todobox_deploy.engine.phases.common import keep_stdout
 from todobox_deploy.engine.session import DeploySession
 
 
@@ -43,15 +44,12 @@ def db_check(session: DeploySession, sink: OutputSink, cancel: threading.Event) 
         return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled before flask db history")
 
     history: list[str] = []
-
-    def tee(stream: str, lines: list[str]) -> None:
-        if stream == "stdout":
-            history.extend(lines)
-        sink(stream, lines)  # type: ignore[arg-type]
-
     sink("info", ["$ flask db history"])
     status = session.connection.run(
-        flask_command(cfg.app, ["db", "history"]), tee, cancel=cancel, secrets=session.secrets
+        flask_command(cfg.app, ["db", "history"]),
+        keep_stdout(sink, history),
+        cancel=cancel,
+        secrets=session.secrets,
     )
     return _conclude(session, facts, status, history)
 

@@ -1,0 +1,60 @@
+"""Checklist step 3, "Verify Migration Files": the new migration is on the host, and there is one head."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import threading
+
+from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
+from todobox_deploy.engine.flask_cli import app_command
+from todobox_deploy.engine.phases.common import keep_stdout
+from todobox_deploy.engine.session import DeploySession
+
+_REVISION = re.compile(r"^([0-9a-f]{6,40})\b")
+
+
+def parse_heads(lines: list[str]) -> list[str]:
+    """Revisions listed by ``flask db heads`` (``d1f2e3c4b5a6 (head)``), in order."""
+    return [m.group(1) for line in lines if (m := _REVISION.match(line.strip()))]
+
+
+def verify_files(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+    """List migrations/versions, check the expected file, and ask Alembic for its heads (read-only)."""
+    app, mig = session.config.app, session.config.migration
+    conn = session.connection
+    versions = posixpath.dirname(mig.migration_file) if mig.migration_file else "migrations/versions"
+    sink("info", [f"$ cd {app.path} && ls -la {versions}/"])
+    listing_rc = conn.run(app_command(app, ["ls", "-la", "--", versions]), sink, cancel=cancel)
+    problems: list[str] = []
+    if listing_rc != 0:
+        problems.append(f"cannot list {versions} in {app.path} (exit {listing_rc})")
+    file_present = None
+    if mig.migration_file:
+        check = conn.capture(app_command(app, ["test", "-f", mig.migration_file]))
+        file_present = check.exit_status == 0
+        if not file_present:
+            problems.append(f"{mig.migration_file} is missing: deploy the new code first (step 2)")
+    if cancel.is_set():
+        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled before flask db heads")
+
+    out: list[str] = []
+    sink("info", ["$ flask db heads"])
+    heads_cmd = app_command(app, ["flask", "db", "heads"])
+    heads_rc = conn.run(heads_cmd, keep_stdout(sink, out), cancel=cancel, secrets=session.secrets)
+    heads = parse_heads(out)
+    if heads_rc != 0:
+        problems.append(f"flask db heads exited with status {heads_rc}")
+    elif len(heads) > 1:
+        problems.append(f"multiple heads: {', '.join(heads)}; merge them (flask db merge) before deploying")
+    elif heads != [mig.expected_head]:
+        problems.append(f"the head is {heads[0] if heads else '(none)'}, expected {mig.expected_head}")
+    file_state = {True: "present", False: "MISSING", None: "(not configured)"}[file_present]
+    facts = (
+        ("migration file", file_state),
+        ("heads", ", ".join(heads) or "(none)"),
+        ("expected head", mig.expected_head),
+    )
+    if problems:
+        return PhaseOutcome(PhaseStatus.FAILED, "; ".join(problems), facts)
+    return PhaseOutcome(PhaseStatus.OK, f"migration files in place; single head {mig.expected_head}", facts)
