@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import git
 from textual.pilot import Pilot
 
 from todobox_deploy.checklist import CHECKLIST
@@ -48,17 +47,16 @@ async def _drive(app: DeployApp, out: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.5)
         shot("wizard_start")
-        for _ in range(3):  # backup, stop, deploy code: not automated yet, done by hand and confirmed
+        for _ in range(2):  # backup, stop: not automated yet, done by hand and confirmed
             await pilot.press("g")
             await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
             await pilot.press("y")
             await _until(pilot, lambda: isinstance(app.screen, WizardScreen))
-        assert app.config is not None
-        git.Repo(app.config.app.path).remotes.origin.pull("master")  # step 2, by hand
-        await pilot.press("g")  # 3. Verify Migration Files, on the sandbox over SSH
-        await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
-        await pilot.press("y")
-        await _until(pilot, lambda: isinstance(app.screen, WizardScreen))
+        for _ in range(2):  # 2. Deploy New Code and 3. Verify Migration Files, on the sandbox over SSH
+            await pilot.press("g")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+            await pilot.press("y")
+            await _until(pilot, lambda: isinstance(app.screen, WizardScreen))
         await pilot.press("g")  # 4. Check Database Before Migration
         await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
         await pilot.pause(0.5)

@@ -90,3 +90,9 @@ def test_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> None:
 def test_unknown_section_is_rejected() -> None:
     with pytest.raises(ConfigError, match="unknown section"):
         parse_config(VALID + "\n[extras]\nx = 1\n")
+
+
+@pytest.mark.parametrize("branch", ["-x", "main branch", "a..b", ""])
+def test_unusable_git_names_are_refused(branch: str) -> None:
+    with pytest.raises(ConfigError, match="git_branch"):
+        parse_config(VALID.replace("[app]\n", f'[app]\ngit_branch = "{branch}"\n', 1))

@@ -172,6 +172,13 @@ def _check_types(name: str, obj: Any) -> None:
             raise ConfigError("[app] service_manager must be one of systemd, supervisor, command")
         if obj.service_manager == "command" and not (obj.start_command and obj.stop_command):
             raise ConfigError("[app] service_manager = 'command' needs start_command and stop_command")
+    if name == "app":
+        for key in ("git_remote", "git_branch"):
+            value = getattr(obj, key)
+            if not value or value.startswith("-") or any(c.isspace() for c in value) or ".." in value:
+                raise ConfigError(
+                    f"[app] {key} {value!r} is not a usable git name (no leading '-', spaces or '..')"
+                )
     if name == "backup" and obj.compression not in ("gzip", "none"):
         raise ConfigError("[backup] compression must be 'gzip' or 'none'")
     if name == "target" and obj.port is not None and not 0 < obj.port < 65536:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import git
 import pytest
 
 from todobox_deploy.checklist import CHECKLIST
@@ -35,12 +34,16 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
     app = make_app(CHECKLIST, runner, config=config, operator="erin", journal=journal)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            for _ in range(3):  # backup, stop, deploy code: not automated yet, done by hand and confirmed
+            for _ in range(2):  # backup, stop: not automated yet, done by hand and confirmed
                 await pilot.press("g")
                 await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
                 await pilot.press("y")
                 await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
-            git.Repo(config.app.path).remotes.origin.pull("master")  # step 2, as the operator does it
+            await pilot.press("g")  # 2. Deploy New Code: fast-forward on the host
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
+            assert app.progress.status["deploy_code"] is PhaseStatus.OK
+            await pilot.press("y")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
             await pilot.press("g")  # 3. Verify Migration Files, on the host
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
             assert app.progress.status["verify_files"] is PhaseStatus.OK
@@ -63,6 +66,6 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
         runner.close()
     events: list[dict[str, Any]] = journal.read()
     confirmed = [(e["phase"], e["status"]) for e in events if e["event"] == "phase_confirmed"]
-    assert confirmed[-2:] == [("verify_files", "ok"), ("db_check", "ok")]
+    assert confirmed[-3:] == [("deploy_code", "ok"), ("verify_files", "ok"), ("db_check", "ok")]
     assert all(e["operator"] == "erin" for e in events)
     assert (tmp_path / "transcripts" / "db_check.log").read_text().count("c682ef478e45") >= 2
