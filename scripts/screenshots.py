@@ -47,12 +47,7 @@ async def _drive(app: DeployApp, out: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.5)
         shot("wizard_start")
-        for _ in range(2):  # backup, stop: not automated yet, done by hand and confirmed
-            await pilot.press("g")
-            await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
-            await pilot.press("y")
-            await _until(pilot, lambda: isinstance(app.screen, WizardScreen))
-        for _ in range(2):  # 2. Deploy New Code and 3. Verify Migration Files, on the sandbox over SSH
+        for _ in range(4):  # backup by hand; 1. stop, 2. deploy code, 3. verify files on the sandbox over SSH
             await pilot.press("g")
             await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
             await pilot.press("y")

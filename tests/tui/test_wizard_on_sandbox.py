@@ -34,16 +34,16 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
     app = make_app(CHECKLIST, runner, config=config, operator="erin", journal=journal)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            for _ in range(2):  # backup, stop: not automated yet, done by hand and confirmed
-                await pilot.press("g")
-                await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
-                await pilot.press("y")
-                await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
-            await pilot.press("g")  # 2. Deploy New Code: fast-forward on the host
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
-            assert app.progress.status["deploy_code"] is PhaseStatus.OK
+            await pilot.press("g")  # backup: not automated yet, done by hand and confirmed
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
             await pilot.press("y")
             await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+            for phase in ("stop_app", "deploy_code"):  # 1. and 2., on the host
+                await pilot.press("g")
+                await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
+                assert app.progress.status[phase] is PhaseStatus.OK, app.progress.outcomes[phase].summary
+                await pilot.press("y")
+                await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
             await pilot.press("g")  # 3. Verify Migration Files, on the host
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
             assert app.progress.status["verify_files"] is PhaseStatus.OK
@@ -66,6 +66,12 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
         runner.close()
     events: list[dict[str, Any]] = journal.read()
     confirmed = [(e["phase"], e["status"]) for e in events if e["event"] == "phase_confirmed"]
-    assert confirmed[-3:] == [("deploy_code", "ok"), ("verify_files", "ok"), ("db_check", "ok")]
+    assert confirmed == [
+        ("backup", "skipped"),
+        ("stop_app", "ok"),
+        ("deploy_code", "ok"),
+        ("verify_files", "ok"),
+        ("db_check", "ok"),
+    ]
     assert all(e["operator"] == "erin" for e in events)
     assert (tmp_path / "transcripts" / "db_check.log").read_text().count("c682ef478e45") >= 2

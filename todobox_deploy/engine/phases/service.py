@@ -1,0 +1,94 @@
+"""Checklist steps 1 and 7: stop and start the application, with evidence that it really went down or up."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
+from todobox_deploy.engine.service import Action, parse_probe, probe_command, service_command
+from todobox_deploy.engine.session import DeploySession
+from todobox_deploy.journal.journal import utc_now
+
+START_TIMEOUT = 30.0
+
+
+def _probe(session: DeploySession, url: str, sink: OutputSink) -> int | None:
+    result = session.connection.capture(probe_command(session.config.app, url))
+    answer = result.stdout.strip() or result.stderr.strip()
+    sink("info", [f"GET {url} (from the host): {answer}"])
+    return parse_probe(result.stdout)
+
+
+def _control(session: DeploySession, action: Action, sink: OutputSink, cancel: threading.Event) -> int:
+    argv = service_command(session.config.app, action)
+    if argv is None:
+        return 0
+    sink("info", [f"$ {' '.join(argv)}"])
+    return session.connection.run(argv, sink, cancel=cancel)
+
+
+def stop_app(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+    """Stop the service, then show it is stopped and the health URL no longer answers."""
+    app = session.config.app
+    rc = _control(session, "stop", sink, cancel)
+    stopped_at = utc_now()
+    if rc != 0:
+        return PhaseOutcome(
+            PhaseStatus.FAILED, f"the stop command for {app.service_name} exited with status {rc}"
+        )
+    _control(session, "status", sink, cancel)
+    facts: list[tuple[str, str]] = [("stopped at", stopped_at)]
+    if app.health_url:
+        status = _probe(session, app.health_url, sink)
+        facts.append(("health", str(status) if status is not None else "down"))
+        if status is not None:
+            return PhaseOutcome(
+                PhaseStatus.FAILED,
+                f"{app.service_name} was stopped but {app.health_url} still answers {status}: "
+                "another process serves the app",
+                tuple(facts),
+            )
+    return PhaseOutcome(PhaseStatus.OK, f"{app.service_name} stopped at {stopped_at}", tuple(facts))
+
+
+def start_app(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+    """Start the service, wait for the health URL, then exercise the check URL and show the log's tail."""
+    app = session.config.app
+    rc = _control(session, "start", sink, cancel)
+    if rc != 0:
+        return PhaseOutcome(
+            PhaseStatus.FAILED, f"the start command for {app.service_name} exited with status {rc}"
+        )
+    facts: list[tuple[str, str]] = [("started at", utc_now())]
+    status: int | None = None
+    if app.health_url:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not cancel.is_set():
+            status = _probe(session, app.health_url, sink)
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        facts.append(("health", str(status) if status is not None else "down"))
+        if cancel.is_set():
+            return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled while waiting for the app", tuple(facts))
+        if status != 200:
+            last = status or "down"
+            return PhaseOutcome(
+                PhaseStatus.FAILED,
+                f"{app.health_url} did not answer 200 within {START_TIMEOUT:.0f} s (last: {last})",
+                tuple(facts),
+            )
+    check = _probe(session, app.check_url, sink) if app.check_url else None
+    if app.check_url:
+        facts.append(("check", str(check) if check is not None else "down"))
+    for log in app.log_files[:1]:
+        sink("info", [f"$ tail -n 20 {log}"])
+        session.connection.run(["tail", "-n", "20", "--", log], sink, cancel=cancel, secrets=session.secrets)
+    if app.check_url and check != 200:
+        return PhaseOutcome(
+            PhaseStatus.WARNING,
+            f"{app.service_name} is up, but {app.check_url} answers {check or 'nothing'}: read the log above",
+            tuple(facts),
+        )
+    return PhaseOutcome(PhaseStatus.OK, f"{app.service_name} is up and answers", tuple(facts))

@@ -1,0 +1,52 @@
+"""The app's service on the host: start/stop/status commands per service manager, and HTTP probes.
+
+Everything is built from the deploy config; probes run on the host with the app's own interpreter, so
+nothing needs curl there and nothing is opened on the operator's machine.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from todobox_deploy.config import AppConfig
+from todobox_deploy.engine.flask_cli import app_python
+
+Action = Literal["start", "stop", "status"]
+
+_PROBE = """\
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as resp:
+        print(resp.status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+except Exception as exc:
+    print("down", type(exc).__name__, exc)
+"""
+
+
+def service_command(app: AppConfig, action: Action) -> list[str] | None:
+    """The argv that starts, stops or reports the app's service; None when no status command exists."""
+    name = app.service_name
+    if app.service_manager == "systemd":
+        return (
+            ["systemctl", "is-active", "--", name]
+            if action == "status"
+            else ["systemctl", action, "--", name]
+        )
+    if app.service_manager == "supervisor":
+        conf = ["-c", app.supervisor_config] if app.supervisor_config else []
+        return ["supervisorctl", *conf, action, name]
+    command = {"start": app.start_command, "stop": app.stop_command, "status": app.status_command}[action]
+    return list(command) or None
+
+
+def probe_command(app: AppConfig, url: str, timeout: float = 5.0) -> list[str]:
+    """Prints the HTTP status of ``url`` as seen from the host, or ``down <reason>``."""
+    return [app_python(app), "-c", _PROBE, url, str(timeout)]
+
+
+def parse_probe(output: str) -> int | None:
+    """The HTTP status a probe printed, or None when the app did not answer."""
+    first = output.strip().split(" ", 1)[0]
+    return int(first) if first.isdigit() else None
