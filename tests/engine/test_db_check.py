@@ -9,6 +9,7 @@ import pymysql
 import pytest
 
 from todobox_deploy.config import load_config
+from todobox_deploy.engine.credentials import password_in_env_text
 from todobox_deploy.engine.events import PhaseStatus
 from todobox_deploy.sandbox.manager import SandboxInfo
 
@@ -18,9 +19,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def _password(info: SandboxInfo) -> str:
-    env = (Path(load_config(info.config).app.env_file or "")).read_text()
-    url = next(line for line in env.splitlines() if line.startswith("DATABASE_URL="))
-    return url.split("://", 1)[1].split(":", 1)[1].split("@", 1)[0]
+    password = password_in_env_text(
+        Path(load_config(info.config).app.env_file or "").read_text(), "DATABASE_URL"
+    )
+    assert password
+    return password
 
 
 def _admin(info: SandboxInfo) -> pymysql.connections.Connection:  # type: ignore[type-arg]

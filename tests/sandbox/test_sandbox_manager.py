@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from todobox_deploy.config import load_config
+from todobox_deploy.engine.credentials import password_in_env_text
 from todobox_deploy.sandbox import appdb
 from todobox_deploy.sandbox.gitrepo import git
 from todobox_deploy.sandbox.manager import (
@@ -48,10 +49,9 @@ def db_of(info: SandboxInfo) -> ThrowawayMariaDB:
 
 def env_password(info: SandboxInfo) -> str:
     assert info.app_dir is not None
-    for line in (info.app_dir / ".env").read_text().splitlines():
-        if line.startswith("DATABASE_URL="):
-            return line.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
-    raise AssertionError("no DATABASE_URL in the env file")
+    password = password_in_env_text((info.app_dir / ".env").read_text(), "DATABASE_URL")
+    assert password, "no DATABASE_URL with a password in the env file"
+    return password
 
 
 def flask(info: SandboxInfo, *args: str) -> subprocess.CompletedProcess[str]:

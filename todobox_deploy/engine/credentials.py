@@ -43,6 +43,12 @@ def password_from_value(value: str) -> str:
     return value
 
 
+def password_in_env_text(text: str, key: str) -> str | None:
+    """The password held by ``key`` in an env file's text (parsed out of a URL value), or None if absent."""
+    values = parse_env_file(text)
+    return password_from_value(values[key]) if key in values else None
+
+
 def resolve_password(
     db: DatabaseConfig,
     app: AppConfig,
@@ -63,9 +69,9 @@ def resolve_password(
         elif read_remote_file is None:
             tried.append("the env file on the target (no connection)")
         else:
-            values = parse_env_file(read_remote_file(app.env_file))
-            if db.password_env_file_key in values:
-                return password_from_value(values[db.password_env_file_key])
+            password = password_in_env_text(read_remote_file(app.env_file), db.password_env_file_key)
+            if password is not None:
+                return password
             tried.append(f"key {db.password_env_file_key} in {app.env_file} (absent)")
     if db.password_prompt and prompt is not None:
         return prompt(f"Password for MySQL user {db.user} on {db.host}:{db.port}/{db.name}: ")

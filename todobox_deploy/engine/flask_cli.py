@@ -60,30 +60,27 @@ def flask_command(app: AppConfig, args: Sequence[str]) -> str:
     return f"cd -- {shlex.quote(app.path)} && exec {shlex.join(argv)}"
 
 
-def parse_history_heads(lines: Sequence[str]) -> list[str]:
-    """Revisions marked ``(head)`` in ``flask db history`` output (``A -> B (head), message``)."""
-    heads: list[str] = []
+def _history_entries(lines: Sequence[str]) -> list[tuple[str, bool]]:
+    """``(revision, is_head)`` for each ``A -> B [(head)], message`` line of ``flask db history``."""
+    entries: list[tuple[str, bool]] = []
     for line in lines:
-        left, sep, _ = line.partition(",")
+        left = line.partition(",")[0]
         if "->" not in left:
             continue
-        target = left.split("->", 1)[1].strip()
-        rev = target.split()[0] if target else ""
-        if "(head)" in target and rev and rev not in heads:
-            heads.append(rev)
-    return heads
+        target = left.split("->", 1)[1].split()
+        if target:
+            entries.append((target[0], "(head)" in target[1:]))
+    return entries
+
+
+def parse_history_heads(lines: Sequence[str]) -> list[str]:
+    """Revisions marked ``(head)`` in ``flask db history`` output, without repeats."""
+    return list(dict.fromkeys(rev for rev, head in _history_entries(lines) if head))
 
 
 def parse_history_revisions(lines: Sequence[str]) -> list[str]:
     """Every revision named on the right of ``->`` in ``flask db history`` output, newest first."""
-    revs: list[str] = []
-    for line in lines:
-        left = line.partition(",")[0]
-        if "->" in left:
-            target = left.split("->", 1)[1].split()
-            if target:
-                revs.append(target[0])
-    return revs
+    return [rev for rev, _ in _history_entries(lines)]
 
 
 def app_command(app: AppConfig, argv: Sequence[str]) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from todobox_deploy.engine.credentials import CredentialsError, password_in_env_text
 from todobox_deploy.sandbox import appdb
 from todobox_deploy.sandbox.deploy_toml import DeployTomlValues, render_deploy_toml
 from todobox_deploy.sandbox.gitrepo import GitState, build_repos, reset_repos
@@ -175,14 +176,9 @@ class _Sandbox:
     def password(self) -> str | None:
         """The app DB password, read back from the env file (the only place it is stored)."""
         try:
-            lines = self.env_file.read_text().splitlines()
-        except OSError:
+            return password_in_env_text(self.env_file.read_text(), "DATABASE_URL")
+        except (OSError, CredentialsError):
             return None
-        for line in lines:
-            if line.startswith("DATABASE_URL=") and "://" in line:
-                creds = line.split("://", 1)[1].split("@", 1)[0]
-                return creds.split(":", 1)[1] if ":" in creds else None
-        return None
 
     def write_env_file(self, password: str) -> None:
         url = f"mysql+pymysql://{appdb.DB_USER}:{password}@127.0.0.1:{self.db.port}/{appdb.DB_NAME}"
