@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
 import pytest
 
 from todobox_deploy.config import AppConfig, load_config
 from todobox_deploy.engine.events import PhaseStatus
 from todobox_deploy.engine.service import parse_probe, service_command
+from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo
 
 from .conftest import RunPhase
@@ -19,10 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 def _status(url: str) -> int | None:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        return http_status(url)
     except OSError:
         return None
 

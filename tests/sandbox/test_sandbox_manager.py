@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import paramiko
@@ -18,6 +16,7 @@ from todobox_deploy.config import load_config
 from todobox_deploy.engine.credentials import password_in_env_text
 from todobox_deploy.sandbox import appdb
 from todobox_deploy.sandbox.gitrepo import git
+from todobox_deploy.sandbox.http import http_status as probe
 from todobox_deploy.sandbox.manager import (
     SandboxInfo,
     _leftovers,
@@ -36,11 +35,7 @@ USERS = 2000
 
 
 def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=20) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+    return probe(url, timeout=20)  # gunicorn's first request after a (re)start can be slow
 
 
 def db_of(info: SandboxInfo) -> ThrowawayMariaDB:

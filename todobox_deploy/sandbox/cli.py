@@ -6,11 +6,10 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import (
     DEFAULT_USERS,
     SandboxInfo,
@@ -49,12 +48,10 @@ def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _http_status(url: str) -> str:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return f"HTTP {resp.status}"
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}" + (" (the Unknown column bug)" if exc.code == 500 else "")
+        code = http_status(url)
     except OSError as exc:
         return f"not answering ({exc})"
+    return f"HTTP {code}" + (" (the Unknown column bug)" if code == 500 else "")
 
 
 def _describe(info: SandboxInfo) -> str:

@@ -18,8 +18,6 @@ import os
 import secrets
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from todobox_deploy.engine.credentials import CredentialsError, password_in_env_
 from todobox_deploy.sandbox import appdb
 from todobox_deploy.sandbox.deploy_toml import DeployTomlValues, render_deploy_toml
 from todobox_deploy.sandbox.gitrepo import GitState, build_repos, reset_repos
+from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 from todobox_deploy.sandbox.ports import free_port, port_is_free
 from todobox_deploy.sandbox.procs import SandboxError, cmdline, pid_alive, terminate, wait_gone
@@ -225,11 +224,7 @@ class _Sandbox:
 
     def poke_app(self) -> int:
         """GET the user list once (so the app log shows what it does); return the HTTP status."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.app_port}/users", timeout=20) as resp:
-                return int(resp.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
+        return http_status(f"http://127.0.0.1:{self.app_port}/users", timeout=20)
 
 
 @contextlib.contextmanager
