@@ -6,42 +6,57 @@ import argparse
 import getpass
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from todobox_deploy import __version__
 from todobox_deploy.config import ConfigError, DeployConfig, load_config
+from todobox_deploy.core import exits
 
-EXIT_CONFIG = 2
-EXIT_CONNECTION = 255
-
-
-def _session_dir(config: DeployConfig) -> Path:
-    """Where this session's journal and transcripts go (under the user's state directory)."""
-    import platformdirs
-
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    host = config.target.host.replace("/", "_")
-    return platformdirs.user_state_path("todobox-deploy") / "sessions" / f"{stamp}-{host}"
+if TYPE_CHECKING:
+    from todobox_deploy.engine.flow import DeployFlow
+    from todobox_deploy.engine.launch import Resumable
+    from todobox_deploy.engine.lock import HostLocked
+    from todobox_deploy.plain import Console
 
 
 def _prompt_password(prompt: str) -> str:
     return getpass.getpass(prompt)
 
 
-def run_wizard(config: DeployConfig, *, operator: str, session_dir: Path | None = None) -> int:
-    """Connect (verifying the host key), then open the Textual wizard on the checklist."""
-    from todobox_deploy.checklist.data import CHECKLIST
+def _err(message: str) -> None:
+    print(f"todobox-deploy: {message}", file=sys.stderr)
+
+
+def _ask_terminal(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def run_deploy(
+    config: DeployConfig,
+    *,
+    operator: str,
+    plain: bool = False,
+    yes: bool = False,
+    take_over_lock: bool = False,
+    console: Console | None = None,
+    state_root: Path | None = None,
+) -> int:
+    """Connect (verifying the host key), open the session (journal, lock, resume), run a front end."""
     from todobox_deploy.engine.credentials import CredentialsError
-    from todobox_deploy.engine.runner import DeployRunner
+    from todobox_deploy.engine.launch import open_flow
+    from todobox_deploy.engine.lock import HostLocked
     from todobox_deploy.engine.session import DeploySession
-    from todobox_deploy.journal.journal import Journal
+    from todobox_deploy.plain import Console, show_resume
     from todobox_deploy.remote.connection import SshConnection
     from todobox_deploy.remote.errors import RemoteError
     from todobox_deploy.remote.prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
-    from todobox_deploy.tui.app import make_app
 
-    interactive = sys.stdin.isatty()
+    interactive = sys.stdin.isatty() and not yes
+    console = console or Console(yes=yes)
     conn = SshConnection(
         config.target,
         confirm_host_key=ask_trust_on_terminal if interactive else None,
@@ -50,37 +65,113 @@ def run_wizard(config: DeployConfig, *, operator: str, session_dir: Path | None 
     try:
         conn.connect()
     except RemoteError as exc:
-        print(f"todobox-deploy: {exc}", file=sys.stderr)
-        return EXIT_CONNECTION
-    prompt = _prompt_password if interactive else None
-    session = DeploySession(config, connection=conn, prompt_password=prompt)
-    try:  # find the DB password now, while a prompt can still use the terminal
+        _err(str(exc))
+        return exits.CONNECTION
+    session = DeploySession(
+        config, connection=conn, prompt_password=_prompt_password if interactive else None
+    )
+    try:  # the password is found (and registered for redaction) before the first phase's first byte
         session.db_password()
     except (CredentialsError, RemoteError, OSError) as exc:
-        print(f"todobox-deploy: {exc}", file=sys.stderr)
+        _err(str(exc))
         session.close()
-        return EXIT_CONFIG
-    directory = session_dir or _session_dir(config)
-    journal = Journal(directory / "journal.jsonl", operator=operator, host=config.target.host)
-    journal.record("session_started", config=str(config.source or ""), version=__version__)
-    runner = DeployRunner(session, transcript_dir=directory / "transcripts")
-    app = make_app(CHECKLIST, runner, config=config, operator=operator, journal=journal)
+        return exits.USAGE
+
+    def take_over(locked: HostLocked) -> bool:
+        console.say(f"the host is {locked}")
+        if not take_over_lock:
+            return False
+        if yes:
+            return True
+        if plain:
+            return console.ask("Take the lock over from that deploy?")
+        return input("Type 'take over' to take the lock over: ").strip() == "take over"
+
+    def offer_resume(found: Resumable) -> bool:
+        show_resume(console, found)
+        return console.ask("Resume from there?") if plain or yes else _ask_terminal("Resume from there?")
+
     try:
-        code = app.run()
-    finally:
-        runner.close()
-        journal.record("session_ended")
-    print(f"journal and transcripts: {directory}")
-    return code or 0
+        flow = open_flow(
+            session, operator=operator, root=state_root, take_over=take_over, offer_resume=offer_resume
+        )
+    except HostLocked as locked:
+        _err(f"{locked}; nothing was run (pass --take-over-lock if that deploy is gone)")
+        session.close()
+        return exits.LOCKED
+    except RemoteError as exc:
+        _err(str(exc))
+        session.close()
+        return exits.CONNECTION
+    try:
+        code = _front_end(flow, plain=plain, console=console)
+    except KeyboardInterrupt:
+        code = exits.NEEDS_PERSON
+        flow.abandon("interrupted (ctrl+c)")
+    flow.close(code, _reason(code))
+    session.close()
+    print(f"journal and transcripts: {flow.session_dir}")
+    return code
+
+
+def _reason(code: int) -> str:
+    return {
+        exits.OK: "every phase confirmed and the success criteria met",
+        exits.PHASE_FAILED: "a phase failed",
+        exits.NEEDS_PERSON: "stopped at a gate that needs a person",
+    }.get(code, f"exit {code}")
+
+
+def _front_end(flow: DeployFlow, *, plain: bool, console: Console) -> int:
+    if plain:
+        from todobox_deploy.plain import PlainRun
+
+        return PlainRun(flow, console).run()
+    from todobox_deploy.tui.app import make_app
+
+    code = make_app(flow).run()
+    return exits.NEEDS_PERSON if code is None else code
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.yes and not args.plain:
+        _err("--yes needs --plain (the TUI always asks a person)")
+        return exits.USAGE
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"todobox-deploy: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    return run_wizard(config, operator=args.operator)
+        _err(str(exc))
+        return exits.USAGE
+    return run_deploy(
+        config, operator=args.operator, plain=args.plain, yes=args.yes, take_over_lock=args.take_over_lock
+    )
+
+
+def _cmd_journal_verify(args: argparse.Namespace) -> int:
+    from todobox_deploy.journal.verify import verify_journal
+
+    check = verify_journal(args.file)
+    if check.ok:
+        print(f"{args.file}: intact, {check.entries} entries")
+        return 0
+    print(f"{args.file}: BROKEN at line {check.bad_line}: {check.reason}")
+    return 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from todobox_deploy.journal.report import report_file
+
+    try:
+        text = report_file(args.file)
+    except OSError as exc:
+        _err(f"{args.file}: {exc.strerror or exc}")
+        return exits.USAGE
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"report written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -88,7 +179,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     info = sandbox_up(args.dir, users=args.users, reset=args.reset)
     print(f"sandbox ready in {info.dir} (config {info.config})")
-    code = run_wizard(load_config(info.config), operator=args.operator)
+    code = run_deploy(load_config(info.config), operator=args.operator)
     print(f"the sandbox keeps running; stop it with: todobox-deploy sandbox down --dir {info.dir}")
     return code
 
@@ -108,17 +199,46 @@ def _cmd_checklist(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from todobox_deploy.remote.exec_cli import add_exec_parser
+    from todobox_deploy.exec_cli import add_exec_parser
     from todobox_deploy.sandbox.cli import add_sandbox_parser
 
     parser = argparse.ArgumentParser(prog="todobox-deploy", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="open the deploy wizard on a deploy config")
+    run = sub.add_parser(
+        "run",
+        help="run the deploy on a deploy config (the wizard, or --plain line output)",
+        epilog=exits.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--config", required=True, type=Path, help="the deploy config (TOML)")
     run.add_argument("--operator", default=getpass.getuser(), help="who is deploying (default: $USER)")
+    run.add_argument("--plain", action="store_true", help="line output and [y/N] prompts on stdin, no TUI")
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --plain: answer every gate yes (manual items are confirmed as unattended)",
+    )
+    run.add_argument(
+        "--take-over-lock",
+        action="store_true",
+        help="take the host's deploy lock over from a deploy that is gone (asks you to type it)",
+    )
     run.set_defaults(handler=_cmd_run)
+
+    journal = sub.add_parser("journal", help="check a session journal")
+    jsub = journal.add_subparsers(dest="journal_command", required=True)
+    verify = jsub.add_parser(
+        "verify", help="exit 0 when the hash chain is intact, 1 naming the first bad line"
+    )
+    verify.add_argument("file", type=Path)
+    verify.set_defaults(handler=_cmd_journal_verify)
+
+    report = sub.add_parser("report", help="a session journal as Markdown")
+    report.add_argument("file", type=Path)
+    report.add_argument("--output", "-o", type=Path, default=None, help="write to a file instead of stdout")
+    report.set_defaults(handler=_cmd_report)
 
     demo = sub.add_parser("demo", help="bring up the local sandbox and run the wizard against it")
     demo.add_argument("--dir", type=Path, default=None, help="sandbox directory")

@@ -9,8 +9,8 @@ import pymysql
 import pytest
 
 from todobox_deploy.config import load_config
-from todobox_deploy.engine.credentials import password_in_env_text
-from todobox_deploy.engine.events import PhaseStatus
+from todobox_deploy.core.envfile import password_in_env_text
+from todobox_deploy.core.outcome import PhaseStatus
 from todobox_deploy.sandbox.manager import SandboxInfo
 
 from .conftest import RunPhase

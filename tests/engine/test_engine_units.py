@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 
 from todobox_deploy.config import AppConfig, DatabaseConfig
+from todobox_deploy.core.envfile import EnvFileError, parse_env_file, password_from_value
 from todobox_deploy.db.schema import Rows, quote_ident
-from todobox_deploy.engine.credentials import (
-    CredentialsError,
-    parse_env_file,
-    password_from_value,
-    resolve_password,
-)
+from todobox_deploy.engine.credentials import CredentialsError, resolve_password
 from todobox_deploy.engine.flask_cli import flask_command, parse_history_heads, parse_history_revisions
 
 HISTORY = [
@@ -35,7 +31,7 @@ def test_env_file_parsing_handles_export_quotes_and_comments() -> None:
 def test_password_from_url_is_unquoted() -> None:
     assert password_from_value("mysql+pymysql://u:p%40ss%2Fw@h:3306/db") == "p@ss/w"
     assert password_from_value("plain") == "plain"
-    with pytest.raises(CredentialsError):
+    with pytest.raises(EnvFileError):
         password_from_value("mysql://u@h/db")
 
 

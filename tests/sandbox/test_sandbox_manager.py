@@ -13,7 +13,7 @@ import pymysql
 import pytest
 
 from todobox_deploy.config import load_config
-from todobox_deploy.engine.credentials import password_in_env_text
+from todobox_deploy.core.envfile import password_in_env_text
 from todobox_deploy.sandbox import appdb
 from todobox_deploy.sandbox.gitrepo import git
 from todobox_deploy.sandbox.http import http_status as probe

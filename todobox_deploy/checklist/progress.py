@@ -1,6 +1,6 @@
 """Where a deploy session stands: phase outcomes, confirmations and the gate between phases.
 
-Pure state (no Textual, no I/O); the TUI owns one instance and journals what it records.
+Pure state (no Textual, no I/O); the deploy flow owns one instance and journals what it records.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
-from todobox_deploy.engine.events import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 
 ACCEPTABLE = frozenset({PhaseStatus.OK, PhaseStatus.WARNING, PhaseStatus.SKIPPED})
 """Outcomes an operator may confirm to unlock the next phase; anything else must be re-run."""
@@ -25,6 +25,8 @@ class Confirmation:
     accepted: bool
     phase: str | None = None
     outcome: PhaseOutcome | None = None
+    unattended: bool = False  # given by --yes, not by a person who looked
+    by_hand: bool = False  # the phase was carried out by hand, not by the engine
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,16 @@ class DeployProgress:
         self.status[phase_id] = outcome.status
         self.outcomes[phase_id] = outcome
 
-    def confirm_phase(self, phase_id: str, operator: str, at: datetime, accepted: bool) -> Confirmation:
+    def confirm_phase(
+        self,
+        phase_id: str,
+        operator: str,
+        at: datetime,
+        accepted: bool,
+        *,
+        unattended: bool = False,
+        by_hand: bool = False,
+    ) -> Confirmation:
         """Record the operator's verdict; only an acceptable outcome that they accept unlocks the next."""
         outcome = self.outcomes.get(phase_id)
         if outcome is None or self.running == phase_id:
@@ -124,17 +135,25 @@ class DeployProgress:
         ok = accepted and outcome.status in ACCEPTABLE
         node = self.checklist.find_phase(phase_id)
         node_id = node.id if node else phase_id
-        c = Confirmation(node_id, operator, at, ok, phase=phase_id, outcome=outcome)
+        c = Confirmation(
+            node_id, operator, at, ok, phase=phase_id, outcome=outcome, unattended=unattended, by_hand=by_hand
+        )
         self.phase_confirmations[phase_id] = c
         return c
 
     def confirm_item(self, node_id: str, operator: str, at: datetime) -> Confirmation:
         """Toggle a MANUAL item: confirm it, or withdraw an earlier confirmation."""
+        return self.set_item(node_id, operator, at, node_id not in self.item_confirmations)
+
+    def set_item(
+        self, node_id: str, operator: str, at: datetime, confirmed: bool, *, unattended: bool = False
+    ) -> Confirmation:
+        """Confirm a MANUAL item (or withdraw its confirmation)."""
         node = self.checklist.find(node_id)
         if node is None or node.kind is not NodeKind.MANUAL:
             raise ValueError(f"{node_id!r} is not a manual checklist item")
-        previous = self.item_confirmations.pop(node_id, None)
-        c = Confirmation(node_id, operator, at, accepted=previous is None)
+        self.item_confirmations.pop(node_id, None)
+        c = Confirmation(node_id, operator, at, accepted=confirmed, unattended=unattended)
         if c.accepted:
             self.item_confirmations[node_id] = c
         return c

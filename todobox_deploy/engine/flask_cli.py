@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Sequence
 
 from todobox_deploy.config import AppConfig
-from todobox_deploy.engine.credentials import parse_env_file
+from todobox_deploy.core.envfile import parse_env_file
 
 # Runs on the target: the env-file parser is this project's own, shipped as source so there is one copy.
 _BOOTSTRAP = (

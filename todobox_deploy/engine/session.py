@@ -1,18 +1,47 @@
-"""One deploy session: the single SSH connection, the DB password and the secrets every phase shares."""
+"""One deploy session: the single SSH connection, the DB password and the secrets every phase shares.
+
+Phases run host commands through :meth:`DeploySession.run` and :meth:`DeploySession.capture`: every byte
+they return is redacted with the session's secrets, and each command is recorded (what, exit code,
+seconds) for the journal.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from todobox_deploy.config import DeployConfig
+from todobox_deploy.core.streams import OutputSink
 from todobox_deploy.engine.credentials import resolve_password
 
 if TYPE_CHECKING:  # paramiko and PyMySQL load lazily: start-up stays fast
-    from todobox_deploy.remote.connection import SshConnection
+    from todobox_deploy.remote.connection import CommandResult, SshConnection
     from todobox_deploy.remote.secrets import Secrets
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """One host command a phase ran: for the journal and the report."""
+
+    command: str
+    exit_code: int | None  # None: no exit code (killed, link lost, cancelled)
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"command": self.command, "exit_code": self.exit_code, "seconds": round(self.seconds, 3)}
+
+
+def display_of(argv: Sequence[str] | str, display: str | None = None) -> str:
+    """What the journal shows for a command: the caller's title, the argv, or the start of a script."""
+    if display:
+        return display
+    text = argv if isinstance(argv, str) else shlex.join(argv)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 class DeploySession:
@@ -37,6 +66,17 @@ class DeploySession:
         self._environ = os.environ if environ is None else environ
         self._password: str | None = None
         self._lock = threading.Lock()
+        self.commands: list[CommandRecord] = []
+        self.on_reconnect: Callable[[str], None] | None = None
+        if connection is not None:
+            self._watch(connection)
+
+    def _watch(self, conn: SshConnection) -> None:
+        conn.on_reconnect = self._reconnected
+
+    def _reconnected(self, reason: str) -> None:
+        if self.on_reconnect is not None:
+            self.on_reconnect(reason)
 
     @property
     def connection(self) -> SshConnection:
@@ -48,9 +88,85 @@ class DeploySession:
                     conn = SshConnection(self.config.target)
                 else:
                     conn = self._factory()
+                self._watch(conn)
                 conn.connect()
                 self._connection = conn
             return self._connection
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _timed(self, display: str, call: Callable[[], int]) -> int:
+        start = time.monotonic()
+        code: int | None = None
+        try:
+            code = call()
+            return code
+        finally:
+            self.commands.append(CommandRecord(display, code, time.monotonic() - start))
+
+    def run(
+        self,
+        argv: Sequence[str] | str,
+        sink: OutputSink,
+        *,
+        cancel: threading.Event | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        display: str | None = None,
+    ) -> int:
+        """Run a host command, its output redacted into ``sink``; recorded for the journal."""
+        conn = self.connection
+        return self._timed(
+            display_of(argv, display),
+            lambda: conn.run(argv, sink, cancel=cancel, stdin=stdin, secrets=self.secrets, timeout=timeout),
+        )
+
+    def capture(
+        self,
+        argv: Sequence[str] | str,
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = 60.0,
+        display: str | None = None,
+        record: bool = True,
+    ) -> CommandResult:
+        """Run a host command with small output and return it whole (redacted)."""
+        conn = self.connection
+        result: list[CommandResult] = []
+
+        def call() -> int:
+            result.append(conn.capture(argv, stdin=stdin, secrets=self.secrets, timeout=timeout))
+            return result[0].exit_status
+
+        if record:
+            self._timed(display_of(argv, display), call)
+        else:
+            call()
+        return result[0]
+
+    def run_detached(
+        self,
+        run_id: str,
+        argv: Sequence[str] | str,
+        sink: OutputSink,
+        *,
+        cancel: threading.Event | None = None,
+        stdin: bytes | None = None,
+        display: str | None = None,
+    ) -> int:
+        """Run a command detached on the host (survives a dropped link), following its log."""
+        conn = self.connection
+        return self._timed(
+            display_of(argv, display) + f" (detached run {run_id})",
+            lambda: conn.run_detached(run_id, argv, sink, cancel=cancel, stdin=stdin, secrets=self.secrets),
+        )
+
+    def take_commands(self) -> list[CommandRecord]:
+        """The commands recorded since the last call (the flow calls it once per phase)."""
+        taken, self.commands = self.commands, []
+        return taken
+
+    # -- files and database -----------------------------------------------------------------
 
     def read_remote_file(self, path: str) -> str:
         """Read a small file on the target; its content is never logged."""
@@ -60,7 +176,7 @@ class DeploySession:
         return result.stdout
 
     def db_password(self) -> str:
-        """The DB password, found once per session and registered for redaction."""
+        """The DB password, found once per session and registered for redaction (raw and URL-encoded)."""
         if self._password is None:
             password = resolve_password(
                 self.config.database,

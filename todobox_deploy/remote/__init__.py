@@ -12,5 +12,4 @@ No Textual here, and this package imports nothing heavy: import the submodules d
 - ``local``: ``run_local`` (git and local checks through ``sh``, same sink shape)
 - ``hostkeys`` / ``sshconfig``: read-only known_hosts parser and pin file; ~/.ssh/config resolution
 - ``detached`` / ``stream`` / ``lines``: the mechanics behind the above
-- ``exec_cli``: the ``exec`` subcommand
 """

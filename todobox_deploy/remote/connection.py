@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from todobox_deploy.config import DatabaseConfig, TargetConfig
-from todobox_deploy.engine.events import OutputSink
+from todobox_deploy.core.streams import OutputSink
 
 from . import quoting
 from .auth import KeyRing, PassphraseCallback
@@ -146,6 +146,8 @@ class SshConnection:
         self._lost_reason: str | None = None
         self._last_info: HostKeyInfo | None = None
         self.warnings: list[str] = []
+        self.on_reconnect: Callable[[str], None] | None = None  # told why, after a dropped link is re-made
+        self._connected_once = False
         self._keyring = KeyRing(passphrase, allow_agent=allow_agent, warnings=self.warnings)
 
     # -- connecting -------------------------------------------------------------------------
@@ -162,9 +164,14 @@ class SshConnection:
             if self._transport is not None and self._transport.is_active():
                 return
             self._teardown()
+            reason = self.link_state()
             for _ in range(len(self.resolved.jumps) + 2):  # each hop may pin once, then verify
                 try:
                     self._connect_chain()
+                    if self._connected_once and self.on_reconnect is not None:
+                        with contextlib.suppress(Exception):
+                            self.on_reconnect(reason)
+                    self._connected_once = True
                     return
                 except _Pinned:
                     self._teardown()

@@ -13,7 +13,7 @@ import shlex
 import threading
 from typing import TYPE_CHECKING
 
-from todobox_deploy.engine.events import OutputSink, Stream
+from todobox_deploy.core.streams import OutputSink, Stream
 
 from .errors import (
     CommandCancelled,

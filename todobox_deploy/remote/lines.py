@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from todobox_deploy.engine.events import OutputSink, Stream
+from todobox_deploy.core.streams import OutputSink, Stream
 
 from .secrets import MASK, Secrets
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import sh
 
-from todobox_deploy.engine.events import OutputSink, Stream
+from todobox_deploy.core.streams import OutputSink, Stream
 
 from . import quoting
 from .errors import CommandCancelled, CommandKilled

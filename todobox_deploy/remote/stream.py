@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import paramiko
 
-from todobox_deploy.engine.events import Stream
+from todobox_deploy.core.streams import Stream
 
 from .errors import CommandCancelled, CommandKilled, CommandTimedOut, LinkLost
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from todobox_deploy.engine.credentials import CredentialsError, password_in_env_text
+from todobox_deploy.core.envfile import EnvFileError, password_in_env_text
 from todobox_deploy.sandbox import appdb
 from todobox_deploy.sandbox.deploy_toml import DeployTomlValues, render_deploy_toml
 from todobox_deploy.sandbox.gitrepo import GitState, build_repos, reset_repos
@@ -176,7 +176,7 @@ class _Sandbox:
         """The app DB password, read back from the env file (the only place it is stored)."""
         try:
             return password_in_env_text(self.env_file.read_text(), "DATABASE_URL")
-        except (OSError, CredentialsError):
+        except (OSError, EnvFileError):
             return None
 
     def write_env_file(self, password: str) -> None:

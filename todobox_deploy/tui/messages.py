@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
-from todobox_deploy.engine.events import PhaseOutcome, Stream
+from todobox_deploy.core.outcome import PhaseOutcome
+from todobox_deploy.core.streams import Stream
 
 
 @dataclass

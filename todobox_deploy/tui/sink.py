@@ -10,7 +10,7 @@ import threading
 
 from textual.message_pump import MessagePump
 
-from todobox_deploy.engine.events import OutputSink, Stream
+from todobox_deploy.core.streams import OutputSink, Stream
 from todobox_deploy.tui.messages import LogBatch
 
 

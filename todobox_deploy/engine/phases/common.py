@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from todobox_deploy.engine.events import OutputSink, Stream
+from todobox_deploy.core.streams import OutputSink, Stream
 
 
 def keep_stdout(sink: OutputSink, into: list[str]) -> OutputSink:

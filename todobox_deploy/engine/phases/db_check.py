@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
+from todobox_deploy.config import MigrationConfig
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.streams import OutputSink
 from todobox_deploy.db.schema import SchemaFacts, inspect_schema, quote_ident
-from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flask_cli import flask_command, parse_history_heads, parse_history_revisions
 from todobox_deploy.engine.phases.common import keep_stdout
-from todobox_deploy.engine.session import DeploySession
+from todobox_deploy.engine.phases.spec import PhaseCall
 
 
 def _show(sink: OutputSink, title: str, lines: list[str]) -> None:
@@ -16,8 +16,9 @@ def _show(sink: OutputSink, title: str, lines: list[str]) -> None:
     sink("stdout", lines)
 
 
-def db_check(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+def db_check(call: PhaseCall) -> PhaseOutcome:
     """DESCRIBE the table, check the column and index, read alembic_version, run flask db history."""
+    session, sink, cancel = call.session, call.sink, call.cancel
     cfg = session.config
     mig, db = cfg.migration, cfg.database
     sink("info", [f"connecting to {cfg.target.host} over SSH; database {db.name} at {db.host}:{db.port}"])
@@ -45,17 +46,19 @@ def db_check(session: DeploySession, sink: OutputSink, cancel: threading.Event) 
 
     history: list[str] = []
     sink("info", ["$ flask db history"])
-    status = session.connection.run(
+    status = session.run(
         flask_command(cfg.app, ["db", "history"]),
         keep_stdout(sink, history),
         cancel=cancel,
-        secrets=session.secrets,
+        display="flask db history",
     )
-    return _conclude(session, facts, status, history)
+    if facts.alembic_version is not None:
+        call.establish(db_revision_before=facts.alembic_version)
+    return conclude(session.config.migration, facts, status, history)
 
 
-def _conclude(session: DeploySession, facts: SchemaFacts, status: int, history: list[str]) -> PhaseOutcome:
-    mig = session.config.migration
+def conclude(mig: MigrationConfig, facts: SchemaFacts, status: int, history: list[str]) -> PhaseOutcome:
+    """What the schema evidence and ``flask db history`` (exit ``status``) say about the migration."""
     heads = parse_history_heads(history)
     revisions = parse_history_revisions(history)
     index_ok = facts.unique_index_present(mig.index)

@@ -6,29 +6,30 @@ started from, which is what a rollback checks out (never a relative ``HEAD~1``).
 
 from __future__ import annotations
 
-import threading
+import shlex
 
-from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flask_cli import app_command
-from todobox_deploy.engine.session import DeploySession
+from todobox_deploy.engine.phases.spec import PhaseCall
 
 
-def deploy_code(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+def deploy_code(call: PhaseCall) -> PhaseOutcome:
+    session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
-    conn = session.connection
     upstream = f"{app.git_remote}/{app.git_branch}"
 
     def capture(*argv: str) -> tuple[int, str, str]:
-        result = conn.capture(app_command(app, list(argv)))
+        result = session.capture(app_command(app, list(argv)), display=shlex.join(argv))
         return result.exit_status, result.stdout.rstrip(), result.stderr.strip()
 
     def run(title: str, *argv: str) -> int:
         sink("info", [f"$ {title}"])
-        return conn.run(app_command(app, list(argv)), sink, cancel=cancel)
+        return session.run(app_command(app, list(argv)), sink, cancel=cancel, display=title)
 
     rc, before, err = capture("git", "rev-parse", "--verify", "HEAD")
     if rc != 0:
         return PhaseOutcome(PhaseStatus.FAILED, f"{app.path} is not a git work tree on the host: {err}")
+    call.establish(commit_before=before)
     rc, dirty, err = capture("git", "status", "--porcelain", "--untracked-files=no")
     if rc != 0 or dirty:
         sink("stderr", dirty.splitlines() or [err])
@@ -53,6 +54,7 @@ def deploy_code(session: DeploySession, sink: OutputSink, cancel: threading.Even
             (("commit before", before),),
         )
     _, after, _ = capture("git", "rev-parse", "HEAD")
+    call.establish(commit_after=after)
     if after == before:
         return PhaseOutcome(
             PhaseStatus.OK,

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
-from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.streams import OutputSink
+from todobox_deploy.engine.phases.spec import PhaseCall
 from todobox_deploy.engine.service import Action, parse_probe, probe_command, service_command
 from todobox_deploy.engine.session import DeploySession
-from todobox_deploy.journal.journal import utc_now
 
 START_TIMEOUT = 30.0
 
 
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def _probe(session: DeploySession, url: str, sink: OutputSink) -> int | None:
-    result = session.connection.capture(probe_command(session.config.app, url))
+    result = session.capture(probe_command(session.config.app, url), display=f"GET {url}")
     answer = result.stdout.strip() or result.stderr.strip()
     sink("info", [f"GET {url} (from the host): {answer}"])
     return parse_probe(result.stdout)
@@ -25,14 +31,16 @@ def _control(session: DeploySession, action: Action, sink: OutputSink, cancel: t
     if argv is None:
         return 0
     sink("info", [f"$ {' '.join(argv)}"])
-    return session.connection.run(argv, sink, cancel=cancel)
+    return session.run(argv, sink, cancel=cancel)
 
 
-def stop_app(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+def stop_app(call: PhaseCall) -> PhaseOutcome:
     """Stop the service, then show it is stopped and the health URL no longer answers."""
+    session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
     rc = _control(session, "stop", sink, cancel)
     stopped_at = utc_now()
+    call.establish(app_down_at=stopped_at, app_up_at=None)
     if rc != 0:
         return PhaseOutcome(
             PhaseStatus.FAILED, f"the stop command for {app.service_name} exited with status {rc}"
@@ -52,8 +60,9 @@ def stop_app(session: DeploySession, sink: OutputSink, cancel: threading.Event) 
     return PhaseOutcome(PhaseStatus.OK, f"{app.service_name} stopped at {stopped_at}", tuple(facts))
 
 
-def start_app(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+def start_app(call: PhaseCall) -> PhaseOutcome:
     """Start the service, wait for the health URL, then exercise the check URL and show the log's tail."""
+    session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
     rc = _control(session, "start", sink, cancel)
     if rc != 0:
@@ -72,7 +81,9 @@ def start_app(session: DeploySession, sink: OutputSink, cancel: threading.Event)
         facts.append(("health", str(status) if status is not None else "down"))
         if cancel.is_set():
             return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled while waiting for the app", tuple(facts))
-        if status != 200:
+        if status == 200:
+            call.establish(app_up_at=utc_now())
+        else:
             last = status or "down"
             return PhaseOutcome(
                 PhaseStatus.FAILED,
@@ -84,7 +95,7 @@ def start_app(session: DeploySession, sink: OutputSink, cancel: threading.Event)
         facts.append(("check", str(check) if check is not None else "down"))
     for log in app.log_files[:1]:
         sink("info", [f"$ tail -n 20 {log}"])
-        session.connection.run(["tail", "-n", "20", "--", log], sink, cancel=cancel, secrets=session.secrets)
+        session.run(["tail", "-n", "20", "--", log], sink, cancel=cancel)
     if app.check_url and check != 200:
         return PhaseOutcome(
             PhaseStatus.WARNING,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-import threading
 
-from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flask_cli import app_command
 from todobox_deploy.engine.phases.common import keep_stdout
-from todobox_deploy.engine.session import DeploySession
+from todobox_deploy.engine.phases.spec import PhaseCall
 
 _REVISION = re.compile(r"^([0-9a-f]{6,40})\b")
 
@@ -19,19 +18,23 @@ def parse_heads(lines: list[str]) -> list[str]:
     return [m.group(1) for line in lines if (m := _REVISION.match(line.strip()))]
 
 
-def verify_files(session: DeploySession, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+def verify_files(call: PhaseCall) -> PhaseOutcome:
     """List migrations/versions, check the expected file, and ask Alembic for its heads (read-only)."""
+    session, sink, cancel = call.session, call.sink, call.cancel
     app, mig = session.config.app, session.config.migration
-    conn = session.connection
     versions = posixpath.dirname(mig.migration_file) if mig.migration_file else "migrations/versions"
     sink("info", [f"$ cd {app.path} && ls -la {versions}/"])
-    listing_rc = conn.run(app_command(app, ["ls", "-la", "--", versions]), sink, cancel=cancel)
+    listing_rc = session.run(
+        app_command(app, ["ls", "-la", "--", versions]), sink, cancel=cancel, display=f"ls -la {versions}"
+    )
     problems: list[str] = []
     if listing_rc != 0:
         problems.append(f"cannot list {versions} in {app.path} (exit {listing_rc})")
     file_present = None
     if mig.migration_file:
-        check = conn.capture(app_command(app, ["test", "-f", mig.migration_file]))
+        check = session.capture(
+            app_command(app, ["test", "-f", mig.migration_file]), display=f"test -f {mig.migration_file}"
+        )
         file_present = check.exit_status == 0
         if not file_present:
             problems.append(f"{mig.migration_file} is missing: deploy the new code first (step 2)")
@@ -41,7 +44,7 @@ def verify_files(session: DeploySession, sink: OutputSink, cancel: threading.Eve
     out: list[str] = []
     sink("info", ["$ flask db heads"])
     heads_cmd = app_command(app, ["flask", "db", "heads"])
-    heads_rc = conn.run(heads_cmd, keep_stdout(sink, out), cancel=cancel, secrets=session.secrets)
+    heads_rc = session.run(heads_cmd, keep_stdout(sink, out), cancel=cancel, display="flask db heads")
     heads = parse_heads(out)
     if heads_rc != 0:
         problems.append(f"flask db heads exited with status {heads_rc}")

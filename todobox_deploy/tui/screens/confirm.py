@@ -15,7 +15,7 @@ from textual.widgets import Button, Label, Static
 
 from todobox_deploy.checklist.model import ChecklistNode
 from todobox_deploy.checklist.progress import ACCEPTABLE
-from todobox_deploy.engine.events import PhaseOutcome
+from todobox_deploy.core.outcome import PhaseOutcome
 
 
 def evidence_table(outcome: PhaseOutcome) -> Table:

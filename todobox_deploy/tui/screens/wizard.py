@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -17,16 +16,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, Static, Tree
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
-from todobox_deploy.checklist.progress import DeployProgress
-from todobox_deploy.engine.events import PhaseOutcome, PhaseRunner, PhaseStatus
+from todobox_deploy.core.outcome import PhaseStatus
+from todobox_deploy.engine.flow import DeployFlow, GateRefused
 from todobox_deploy.tui.messages import LogBatch, PhaseFinished, PhaseStarted
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.sink import make_log_sink
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
-from todobox_deploy.tui.widgets.log_pane import LogPane, TranscriptSink
+from todobox_deploy.tui.widgets.log_pane import LogPane
 
-Journal = Callable[[dict[str, Any]], None]
 Clock = Callable[[], datetime]
 
 SEVERITY = {PhaseStatus.OK: "information", PhaseStatus.WARNING: "warning", PhaseStatus.SKIPPED: "information"}
@@ -38,15 +36,16 @@ def _elapsed(seconds: float) -> str:
 
 
 BY_HAND = "not automated yet: carry it out by hand from the checklist text below, then confirm it here"
-DONE_BY_HAND = "carried out by hand (not automated yet)"
 
 
-def details_markdown(node: ChecklistNode, progress: DeployProgress, automated: bool = True) -> str:
+def details_markdown(node: ChecklistNode, flow: DeployFlow) -> str:
     """The details panel for one node: what it is, its body, and its outcome/confirmation if any."""
+    progress = flow.progress
+    automated = node.phase is None or flow.can_run(node.phase)
     lines = [f"## {node.title}", "", f"`{node.id}` · {node.kind.value}"]
     if node.phase is not None:
         lines[-1] += f" · phase `{node.phase}` · **{progress.status[node.phase].value}**"
-        refusal = progress.refusal(node.phase)
+        refusal = flow.refusal(node.phase)
         ready = "*Ready: `r` runs this phase.*" if automated else f"*Ready: {BY_HAND} (`r`).*"
         lines += ["", f"*Gate: {refusal}*" if refusal else ready]
     outcome = progress.outcomes.get(node.phase) if node.phase else None
@@ -58,6 +57,7 @@ def details_markdown(node: ChecklistNode, progress: DeployProgress, automated: b
     c = progress.phase_confirmations.get(node.phase or "") or progress.item_confirmations.get(node.id)
     if c is not None:
         verdict = "confirmed" if c.accepted else "acknowledged (not accepted)"
+        verdict += " unattended (--yes)" if c.unattended else ""
         lines += ["", f"*{verdict} by {c.operator} at {c.at.isoformat(timespec='seconds')}*"]
     elif node.kind is NodeKind.MANUAL:
         lines += ["", "*Press `c` (or space) to confirm this item.*"]
@@ -84,33 +84,17 @@ class WizardScreen(Screen[None]):
         Binding("f", "log_follow", "Follow", id="log_follow", show=False),
     ]
 
-    def __init__(
-        self,
-        checklist: ChecklistNode,
-        runner: PhaseRunner,
-        progress: DeployProgress,
-        *,
-        operator: str,
-        host: str | None,
-        journal: Journal,
-        clock: Clock,
-        transcript: TranscriptSink | None = None,
-        max_log_lines: int = 10_000,
-    ) -> None:
+    def __init__(self, flow: DeployFlow, *, clock: Clock, max_log_lines: int = 10_000) -> None:
         super().__init__()
-        self.checklist = checklist
-        self.runner = runner
-        self.progress = progress
-        self.operator = operator
-        self.host = host
-        self.journal = journal
+        self.flow = flow
+        self.checklist = flow.checklist
+        self.progress = flow.progress
+        self.operator = flow.operator
+        self.host = flow.host
         self.clock = clock
-        self._transcript = transcript
         self._max_log_lines = max_log_lines
-        self._cancel: threading.Event | None = None
-        self._started_at: datetime | None = None
         self._session_start = clock()
-        self.selected: ChecklistNode = checklist
+        self.selected: ChecklistNode = flow.checklist
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -119,22 +103,27 @@ class WizardScreen(Screen[None]):
             with Vertical(id="wizard-right"):
                 with VerticalScroll(id="details"):
                     yield Markdown(id="details-body")
-                yield LogPane(max_lines=self._max_log_lines, transcript=self._transcript, id="logpane")
+                yield LogPane(max_lines=self._max_log_lines, id="logpane")
         yield Static(id="status-line")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.flow.on_journal_error = self._journal_failed
         self.title = "todobox-deploy"
         self.sub_title = f"{self.operator}@{self.host}" if self.host else self.operator
         self.set_interval(1.0, self._update_status_line, name="status-clock")
         self._update_status_line()
         tree = self.query_one(ChecklistTree)
         tree.focus()
-        first = self.progress.next_phase()
+        first = self.flow.next_phase()
         node = self.checklist.find_phase(first) if first else None
         self._show(node or self.checklist)
         if node is not None:
             tree.select_id(node.id)
+
+    def _journal_failed(self, message: str) -> None:
+        """The audit trail failing must be loud, but must not kill the session (any thread)."""
+        self.app.notify(message, title="Journal write failed", severity="error", timeout=30)  # thread-safe
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -146,16 +135,6 @@ class WizardScreen(Screen[None]):
     def log_pane(self) -> LogPane:
         return self.query_one(LogPane)
 
-    def _record(self, event: str, **fields: Any) -> None:
-        entry: dict[str, Any] = {"event": event, "operator": self.operator, "at": self.clock().isoformat()}
-        entry.update(fields)
-        try:
-            self.journal(entry)
-        except Exception as exc:  # the audit trail failing must be loud, but must not kill the session
-            self.notify(
-                f"{type(exc).__name__}: {exc}", title="Journal write failed", severity="error", timeout=30
-            )
-
     def _refresh_state(self) -> None:
         confirmed = {c.node_id for c in self.progress.phase_confirmations.values() if c.accepted}
         confirmed |= set(self.progress.item_confirmations)
@@ -165,16 +144,16 @@ class WizardScreen(Screen[None]):
 
     def _show(self, node: ChecklistNode) -> None:
         self.selected = node
-        automated = node.phase is None or self.runner.can_run(node.phase)
-        self.query_one("#details-body", Markdown).update(details_markdown(node, self.progress, automated))
+        self.query_one("#details-body", Markdown).update(details_markdown(node, self.flow))
         if node.phase is not None:
             self.log_pane.show_phase(node.phase)
 
     def _update_status_line(self) -> None:
         now = self.clock()
         running = self.progress.running
-        if running is not None and self._started_at is not None:
-            phase = f"running {running} ({_elapsed((now - self._started_at).total_seconds())})"
+        started = self.flow.phase_started_at
+        if running is not None and started is not None:
+            phase = f"running {running} ({_elapsed((now - started).total_seconds())})"
         else:
             nxt = self.progress.next_phase()
             phase = f"next: {nxt}" if nxt else "all phases confirmed"
@@ -204,7 +183,7 @@ class WizardScreen(Screen[None]):
         self.start_phase(node.phase)
 
     def action_run_next(self) -> None:
-        phase = self.progress.next_phase()
+        phase = self.flow.next_phase()
         if phase is None:
             self.notify("All phases are confirmed: press s for the sign-off.")
             return
@@ -234,13 +213,12 @@ class WizardScreen(Screen[None]):
         self.app.push_screen(ConfirmPhase(node, outcome), partial(self._confirmed, phase_id))
 
     def action_cancel_phase(self) -> None:
-        if self.progress.running is None or self._cancel is None:
+        running = self.flow.running
+        if running is None:
             self.notify("No phase is running.", severity="information")
             return
-        if not self._cancel.is_set():
-            self._cancel.set()
-            self._record("cancel_requested", phase=self.progress.running)
-            self.notify(f"Cancelling {self.progress.running}…", severity="warning")
+        if self.flow.request_cancel():
+            self.notify(f"Cancelling {running}…", severity="warning")
 
     def action_follow_live(self) -> None:
         phase = self.progress.running or next(reversed(self.progress.outcomes), None)
@@ -255,8 +233,7 @@ class WizardScreen(Screen[None]):
 
     def show_signoff(self) -> None:
         """Push the read-only sign-off (a preview until every phase is confirmed)."""
-        report = self.progress.report(self.operator, self.host, self.clock())
-        self.app.push_screen(SignOffScreen(report))
+        self.app.push_screen(SignOffScreen(self.flow.report()))
 
     def action_log_search(self) -> None:
         self.log_pane.action_open_search()
@@ -265,39 +242,37 @@ class WizardScreen(Screen[None]):
         self.log_pane.action_toggle_follow()
 
     def on_unmount(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()  # never leave a phase thread running after the screen goes
+        cancel = self.flow.cancel_event
+        if cancel is not None:
+            cancel.set()  # never leave a phase thread running after the screen goes
 
     # --- running a phase ---------------------------------------------------------------------------
 
     def confirm_item(self, node: ChecklistNode) -> None:
-        c = self.progress.confirm_item(node.id, self.operator, self.clock())
-        self._record("item_confirmed" if c.accepted else "item_unconfirmed", item=node.id, title=node.title)
+        self.flow.toggle_item(node.id)
         self._refresh_state()
 
     def start_phase(self, phase_id: str) -> bool:
         """Start a phase in a thread worker, unless the gate refuses it; returns whether it started."""
-        reason = self.progress.refusal(phase_id)
-        if reason is None and not self.runner.can_run(phase_id):
-            self._do_by_hand(phase_id)
+        try:
+            if not self.flow.can_run(phase_id):
+                self.flow.by_hand(phase_id)
+                self._refresh_state()
+                self.review_phase(phase_id)
+                return False
+            self.flow.begin(phase_id)
+        except GateRefused as refused:
+            self.notify(f"Refused: {refused}.", title="Phase gated", severity="warning")
             return False
-        if reason is not None:
-            self.notify(f"Refused: {reason}.", title="Phase gated", severity="warning")
-            self._record("phase_refused", phase=phase_id, reason=reason)
-            return False
-        self.progress.start(phase_id)
-        self._cancel = cancel = threading.Event()
-        self._started_at = self.clock()
         self.log_pane.show_phase(phase_id)
         self.log_pane.follow_tail()
-        open_items = self.progress.open_items_before(phase_id)
-        self._record("phase_started", phase=phase_id, open_items=[n.id for n in open_items])
+        open_items = self.flow.open_items_before(phase_id)
         if open_items:
             titles = "; ".join(n.title for n in open_items[:3]) + ("; …" if len(open_items) > 3 else "")
             self.notify(f"Unconfirmed manual items before this phase: {titles}", severity="warning")
         self._refresh_state()
         self.app.run_worker(
-            partial(self._phase_body, phase_id, cancel),
+            partial(self._phase_body, phase_id),
             name=phase_id,
             group="phase",
             description=f"phase {phase_id}",
@@ -306,21 +281,12 @@ class WizardScreen(Screen[None]):
         )
         return True
 
-    def _do_by_hand(self, phase_id: str) -> None:
-        """A phase the engine cannot run yet: the operator does it by hand and confirms it, on the record."""
-        self.progress.start(phase_id)
-        self.progress.finish(phase_id, PhaseOutcome(PhaseStatus.SKIPPED, DONE_BY_HAND))
-        self._record("phase_by_hand", phase=phase_id)
-        self._refresh_state()
-        self.review_phase(phase_id)
-
-    def _phase_body(self, phase_id: str, cancel: threading.Event) -> PhaseOutcome:
-        """Runs in a worker thread: only posts messages, never touches widgets."""
+    def _phase_body(self, phase_id: str) -> None:
+        """Runs in a worker thread: the flow runs the phase; only messages reach the widgets."""
         self.post_message(PhaseStarted(phase_id))
-
-        outcome = self.runner.run(phase_id, make_log_sink(self, phase_id, cancel), cancel)
+        cancel = self.flow.cancel_event
+        outcome = self.flow.execute(phase_id, make_log_sink(self, phase_id, cancel), cancel)
         self.post_message(PhaseFinished(phase_id, outcome))
-        return outcome
 
     @on(LogBatch)
     def _log_batch(self, message: LogBatch) -> None:
@@ -337,13 +303,7 @@ class WizardScreen(Screen[None]):
     @on(PhaseFinished)
     def _phase_finished(self, message: PhaseFinished) -> None:
         phase_id, outcome = message.phase_id, message.outcome
-        if self.progress.running != phase_id and phase_id in self.progress.outcomes:
-            return  # already finished (e.g. a crash report after a result)
-        self.progress.finish(phase_id, outcome)
-        self._cancel = None
-        facts = {k: v for k, v in outcome.facts}
-        self._record("phase_finished", phase=phase_id, status=outcome.status.value, summary=outcome.summary,
-                     facts=facts)  # fmt: skip
+        self.flow.crashed(phase_id, outcome.summary)  # a no-op unless the worker died outside the flow
         severity = SEVERITY.get(outcome.status, "error")
         self.notify(outcome.summary, title=f"{phase_id}: {outcome.status.value}", severity=severity)  # type: ignore[arg-type]
         self._refresh_state()
@@ -352,20 +312,11 @@ class WizardScreen(Screen[None]):
             self.review_phase(phase_id)
 
     def _confirmed(self, phase_id: str, answer: bool | None) -> None:
-        c = self.progress.confirm_phase(phase_id, self.operator, self.clock(), bool(answer))
-        outcome = c.outcome
-        self._record(
-            "phase_confirmed" if c.accepted else "phase_not_confirmed",
-            phase=phase_id,
-            node=c.node_id,
-            answer=bool(answer),
-            status=outcome.status.value if outcome else None,
-            summary=outcome.summary if outcome else None,
-        )
+        c = self.flow.confirm(phase_id, bool(answer))
         self._refresh_state()
         if not c.accepted:
             return
-        nxt = self.progress.next_phase()
+        nxt = self.flow.next_phase()
         if nxt is None:
             self.notify("All phases confirmed. Press s to review and sign off.", title="Deploy complete")
             self.show_signoff()

@@ -15,7 +15,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
-from todobox_deploy.engine.events import PhaseStatus
+from todobox_deploy.core.outcome import PhaseStatus
 
 ICONS: dict[str, tuple[str, str]] = {
     # state: (glyph, theme variable for its colour)

@@ -1,14 +1,14 @@
 """A log pane that stays responsive on millions of lines (Toolong-style batching over Textual's ``Log``).
 
 Worker threads never touch it: the screen hands it batches on the UI thread (``ingest``), which go to a
-bounded per-phase window, an optional on-disk transcript, and, for the phase on view, a bounded pending
-deque. A timer drains that deque at ~30 Hz with a per-tick cap, one ``Log.write_lines`` call per tick.
+bounded per-phase window and, for the phase on view, a bounded pending deque (the full transcript is
+the engine's, on disk). A timer drains that deque at ~30 Hz with a per-tick cap, one
+``Log.write_lines`` call per tick.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -21,12 +21,10 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widgets import Input, Label, Log
 
-from todobox_deploy.engine.events import Stream
+from todobox_deploy.core.streams import Stream
 
 GUTTER: dict[str, str] = {"stdout": "  ", "stderr": "! ", "error": "✘ ", "info": "» "}
 """A two-cell prefix marks each line's stream, so stderr/error lines stand out even without colour."""
-
-TranscriptSink = Callable[[str, list[str]], None]
 
 
 class PhaseLog(Log):
@@ -106,14 +104,12 @@ class LogPane(Vertical):
         max_lines: int = 10_000,
         tick_cap: int = 2_000,
         fps: float = 30.0,
-        transcript: TranscriptSink | None = None,
         id: str | None = None,  # noqa: A002 - Textual's own keyword
     ) -> None:
         super().__init__(id=id)
         self.max_lines = max_lines
         self.tick_cap = tick_cap
         self.fps = fps
-        self.transcript = transcript
         self.viewing: str | None = None
         self.query_text = ""
         self._windows: dict[str, deque[str]] = {}
@@ -138,7 +134,7 @@ class LogPane(Vertical):
     # --- ingest (UI thread) -------------------------------------------------------------------------
 
     def ingest(self, phase_id: str, stream: Stream, lines: list[str]) -> None:
-        """Accept one batch: keep it in the phase's window and transcript; queue it if on view."""
+        """Accept one batch: keep it in the phase's window; queue it if on view."""
         gutter = GUTTER.get(stream, "  ")
         formatted = [gutter + line for line in lines]
         self.ingested += len(formatted)
@@ -146,8 +142,6 @@ class LogPane(Vertical):
         if window is None:
             window = self._windows[phase_id] = deque(maxlen=self.max_lines)
         window.extend(formatted)
-        if self.transcript is not None:
-            self.transcript(phase_id, formatted)
         if self.viewing is None:
             self.viewing = phase_id
         if phase_id == self.viewing:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
+import os
 import secrets as pysecrets
+import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from todobox_deploy.engine.events import Stream
-
-from .errors import (
+from todobox_deploy.core.streams import Stream
+from todobox_deploy.remote.errors import (
     AuthenticationFailed,
     CommandCancelled,
     CommandKilled,
@@ -21,6 +24,11 @@ from .errors import (
     LinkLost,
     RemoteError,
 )
+
+if TYPE_CHECKING:
+    from todobox_deploy.config import DeployConfig
+    from todobox_deploy.remote.connection import SshConnection
+    from todobox_deploy.remote.secrets import Secrets
 
 CONNECTION_FAILED = 255
 
@@ -57,9 +65,8 @@ def _sink(stream: Stream, lines: list[str]) -> None:
 
 def run_exec_command(args: argparse.Namespace) -> int:
     from todobox_deploy.config import ConfigError, load_config
-
-    from .connection import SshConnection
-    from .prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
+    from todobox_deploy.remote.connection import SshConnection
+    from todobox_deploy.remote.prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
 
     argv = list(args.command)
     if argv and argv[0] == "--":
@@ -80,15 +87,20 @@ def run_exec_command(args: argparse.Namespace) -> int:
     conn = SshConnection(
         cfg.target, confirm_host_key=ask_trust_on_terminal, passphrase=ask_passphrase_on_terminal
     )
+    started = time.monotonic()
+    code: int | None = None
     try:
         conn.connect()
         for warning in conn.warnings:
             print(f"exec: warning: {warning}", file=sys.stderr)
+        secrets = _secrets(cfg, conn)
         if args.detached:
             run_id = args.run_id or time.strftime("exec-%Y%m%dT%H%M%S-") + pysecrets.token_hex(3)
             print(f"exec: detached run id {run_id}", file=sys.stderr)
-            return conn.run_detached(run_id, command, _sink)
-        return conn.run(command, _sink)
+            code = conn.run_detached(run_id, command, _sink, secrets=secrets)
+        else:
+            code = conn.run(command, _sink, secrets=secrets)
+        return code
     except (HostKeyError, HostUnreachable, AuthenticationFailed, ConfigProblem, LinkLost) as exc:
         print(f"exec: {exc}", file=sys.stderr)
         return CONNECTION_FAILED
@@ -106,10 +118,54 @@ def run_exec_command(args: argparse.Namespace) -> int:
         return 130
     finally:
         conn.close()
+        _journal(cfg, args, argv, code, time.monotonic() - started)
+
+
+def _secrets(cfg: DeployConfig, conn: SshConnection) -> Secrets:
+    """The DB password, when it can be found without asking, so that the output is redacted too."""
+    from todobox_deploy.engine.credentials import resolve_password
+    from todobox_deploy.remote.secrets import Secrets
+
+    def read(path: str) -> str:
+        result = conn.capture(["cat", "--", path])
+        if result.exit_status != 0:
+            raise FileNotFoundError(path)
+        return result.stdout
+
+    secrets = Secrets()
+    with contextlib.suppress(Exception):  # no password found: nothing known to redact
+        secrets.add(
+            resolve_password(cfg.database, cfg.app, environ=os.environ, read_remote_file=read, prompt=None)
+        )
+    return secrets
+
+
+def _journal(
+    cfg: DeployConfig, args: argparse.Namespace, argv: list[str], code: int | None, seconds: float
+) -> None:
+    """Work done by hand while a deploy session for this host is open goes into that session's journal."""
+    from todobox_deploy.engine.launch import sessions_root
+    from todobox_deploy.engine.resume import find_unfinished
+    from todobox_deploy.journal.journal import Journal
+
+    with contextlib.suppress(Exception):  # the command already ran: a journal problem must not hide its code
+        open_session = find_unfinished(sessions_root(), cfg.target.host, str(cfg.source or ""))
+        if open_session is None:
+            return
+        journal = Journal.open_existing(open_session.path, operator=getpass.getuser())
+        journal.record(
+            "exec_command",
+            command=shlex.join(argv),
+            exit_code=code,
+            seconds=round(seconds, 3),
+            app=bool(args.app),
+            detached=bool(args.detached),
+        )
+        print(f"exec: recorded in the open deploy session {open_session.path}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry for testing: ``python -m todobox_deploy.remote.exec_cli exec --config ...``."""
+    """Stand-alone entry for testing: ``python -m todobox_deploy.exec_cli exec --config ...``."""
     parser = argparse.ArgumentParser(prog="todobox-deploy")
     add_exec_parser(parser.add_subparsers(dest="cmd", required=True))
     ns = parser.parse_args(argv)
