@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 ServiceManager = Literal["systemd", "supervisor", "command"]
 Compression = Literal["gzip", "none"]
+MigrateMode = Literal["auto", "app", "standalone"]
 
 
 class ConfigError(ValueError):
@@ -55,6 +56,25 @@ class AppConfig:
     log_files: tuple[str, ...] = ()
     git_remote: str = "origin"
     git_branch: str = "master"
+    wsgi_file: str | None = None  # the module the process manager loads (e.g. "wsgi.py"), checked pre-stop
+    checks: tuple[HttpCheck, ...] = ()  # post-deploy HTTP checks ([[app.checks]])
+    check_commands: tuple[tuple[str, ...], ...] = ()  # post-deploy commands on the host that must exit 0
+    orm_check: str | None = None  # Python run in the app's environment (the checklist's test 4)
+    token_check: str | None = None  # Python exercising API-token generation without a lasting change
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    """One post-deploy HTTP check, optionally after a login that fetches the form's CSRF token first."""
+
+    url: str
+    name: str = ""
+    method: str = "GET"
+    form: tuple[tuple[str, str], ...] = ()
+    expect_status: int = 200
+    login_url: str | None = None
+    login_form: tuple[tuple[str, str], ...] = ()
+    csrf_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,10 @@ class DatabaseConfig:
     password_prompt: bool = True  # ask the operator when nothing else gave a password
     client: str = "mysql"  # the command-line client on the target
     dump: str = "mysqldump"
+    admin_user: str | None = None  # an optional privileged account for the rehearsal (scratch schema)
+    admin_password_env: str | None = None
+    admin_password_env_file_key: str | None = None
+    admin_password_prompt: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +106,27 @@ class MigrationConfig:
     column: str = "api_token"
     index: str | None = None
     migration_file: str | None = None  # expected file under migrations/versions
+    migrations_dir: str = "migrations"  # relative to the app path
+    expect: tuple[ExpectedSchema, ...] = ()  # [[migration.expect]]; default: table/column/index above
+    mode: MigrateMode = "auto"  # "auto": the app's own `flask db` when the app imports, else standalone
+    lock_wait_timeout: int = 30  # seconds the migration's DDL may wait on a metadata lock
+
+    def expected(self) -> tuple[ExpectedSchema, ...]:
+        """What the database must have after the deploy."""
+        if self.expect:
+            return self.expect
+        return (ExpectedSchema(self.table, self.column, None, self.index, self.index is not None),)
+
+
+@dataclass(frozen=True)
+class ExpectedSchema:
+    """One column the migration must leave in place, with its type and (unique) index if any."""
+
+    table: str
+    column: str
+    type: str | None = None  # e.g. "varchar(64)", compared with INFORMATION_SCHEMA.COLUMNS.COLUMN_TYPE
+    index: str | None = None
+    unique: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,12 +137,21 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """How the team is told: a local command (the message on stdin) or a webhook (JSON POST)."""
+
+    command: tuple[str, ...] = ()
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     target: TargetConfig
     app: AppConfig
     database: DatabaseConfig
     migration: MigrationConfig
     backup: BackupConfig
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: Path | None = field(default=None, compare=False)
 
 
@@ -107,9 +161,43 @@ _SECTIONS: dict[str, type] = {
     "database": DatabaseConfig,
     "migration": MigrationConfig,
     "backup": BackupConfig,
+    "notify": NotifyConfig,
 }
+_OPTIONAL_SECTIONS = {"notify"}
 _PATH_KEYS = {"identity_file", "known_hosts", "ssh_config"}
-_TUPLE_KEYS = {"start_command", "stop_command", "status_command", "log_files"}
+_TUPLE_KEYS = {"start_command", "stop_command", "status_command", "log_files", "command"}
+_TABLE_LISTS: dict[str, type] = {"checks": HttpCheck, "expect": ExpectedSchema}
+
+
+def _form(where: str, value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"{where} must be a table of strings")
+    return tuple((str(k), v) for k, v in value.items())
+
+
+def _table_list(name: str, key: str, value: Any) -> tuple[Any, ...]:
+    """An array of tables ([[app.checks]], [[migration.expect]]) as a tuple of frozen dataclasses."""
+    cls = _TABLE_LISTS[key]
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"[{name}] {key} must be an array of tables ([[{name}.{key}]])")
+    known = {f.name for f in fields(cls)}
+    items = []
+    for i, raw in enumerate(value, 1):
+        where = f"[[{name}.{key}]] #{i}"
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{where} has unknown key(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        values = {k: (_form(f"{where} {k}", v) if k in ("form", "login_form") else v) for k, v in raw.items()}
+        try:
+            items.append(cls(**values))
+        except TypeError:
+            required = [f.name for f in fields(cls) if f.default is MISSING]
+            raise ConfigError(f"{where} needs {', '.join(required)}") from None
+        for f in fields(cls):
+            v = getattr(items[-1], f.name)
+            if isinstance(v, str) and ("\n" in v or "\x00" in v):
+                raise ConfigError(f"{where} {f.name} must not contain a newline or NUL")
+    return tuple(items)
 
 
 def _section(name: str, raw: Any, base: Path) -> Any:
@@ -134,7 +222,17 @@ def _section(name: str, raw: Any, base: Path) -> Any:
         elif key in _TUPLE_KEYS:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"[{name}] {key} must be a list of strings")
+            if any("\n" in v or "\r" in v or "\x00" in v for v in value):
+                raise ConfigError(f"[{name}] {key} must not contain a newline, CR or NUL")
             values[key] = tuple(value)
+        elif key in _TABLE_LISTS:
+            values[key] = _table_list(name, key, value)
+        elif key == "check_commands":
+            if not isinstance(value, list) or not all(
+                isinstance(c, list) and c and all(isinstance(a, str) for a in c) for c in value
+            ):
+                raise ConfigError(f"[{name}] check_commands must be a list of argument lists")
+            values[key] = tuple(tuple(c) for c in value)
         else:
             values[key] = value
     try:
@@ -181,6 +279,12 @@ def _check_types(name: str, obj: Any) -> None:
                 )
     if name == "backup" and obj.compression not in ("gzip", "none"):
         raise ConfigError("[backup] compression must be 'gzip' or 'none'")
+    if name == "backup" and obj.keep < 1:
+        raise ConfigError(f"[backup] keep must be at least 1, got {obj.keep}")
+    if name == "migration" and obj.mode not in ("auto", "app", "standalone"):
+        raise ConfigError("[migration] mode must be one of auto, app, standalone")
+    if name == "migration" and obj.lock_wait_timeout < 1:
+        raise ConfigError("[migration] lock_wait_timeout must be at least 1 second")
     if name == "target" and obj.port is not None and not 0 < obj.port < 65536:
         raise ConfigError(f"[target] port {obj.port} is out of range")
     if name == "target" and obj.host_key_fingerprint and not obj.host_key_fingerprint.startswith("SHA256:"):
@@ -199,7 +303,10 @@ def parse_config(text: str, base: Path | None = None, source: Path | None = None
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(unknown)}")
-    parts = {name: _section(name, raw.get(name), base) for name in _SECTIONS}
+    parts = {
+        name: _section(name, raw.get(name, {} if name in _OPTIONAL_SECTIONS else None), base)
+        for name in _SECTIONS
+    }
     return DeployConfig(**parts, source=source)
 
 

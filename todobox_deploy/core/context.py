@@ -36,6 +36,12 @@ class DeployContext:
     app_down_at: str | None = None  # UTC ISO time the app was stopped (downtime clock)
     app_up_at: str | None = None  # UTC ISO time the app answered healthy again
     migration_run: str | None = None  # the detached run id of the migration on the host
+    db_state: str | None = None  # the pre-flight's classification (e.g. "needs migration")
+    migration_plan: tuple[tuple[str, str], ...] | None = None  # e.g. (("stamp", rev), ("upgrade", head))
+    migrate_mode: str | None = None  # "app" (the app's flask db) or "standalone" (the app never imported)
+    migration_additive: bool | None = None  # the rehearsal saw only ADD COLUMN / CREATE INDEX
+    rehearsal_seconds: float | None = None
+    checksum_before: str | None = None  # CHECKSUM TABLE of the migrated table before the deploy
 
     def is_set(self, name: str) -> bool:
         return getattr(self, name) is not None
@@ -51,6 +57,8 @@ class DeployContext:
             raw = dict(values["backup"])
             raw["tables"] = tuple(raw.get("tables", ()))
             values["backup"] = BackupRecord(**raw)
+        if isinstance(values.get("migration_plan"), list):
+            values["migration_plan"] = tuple(tuple(step) for step in values["migration_plan"])
         return cls(**values)
 
     def changes_from(self, before: DeployContext) -> dict[str, Any]:
@@ -70,5 +78,7 @@ class DeployContext:
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(value).items()}
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
     return value

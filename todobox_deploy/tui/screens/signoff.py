@@ -20,6 +20,8 @@ def _who(c: Confirmation | None) -> tuple[Text, Text]:
     if c is None:
         return Text("not confirmed", style="italic"), Text("")
     verdict = "" if c.accepted else " (acknowledged, not accepted)"
+    verdict += " by hand" if c.by_hand else ""
+    verdict += " UNATTENDED (--yes)" if c.unattended else ""
     return Text(c.operator + verdict), Text(c.at.strftime(TIME_FORMAT).strip())
 
 

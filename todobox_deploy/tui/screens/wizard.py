@@ -118,8 +118,11 @@ class WizardScreen(Screen[None]):
         first = self.flow.next_phase()
         node = self.checklist.find_phase(first) if first else None
         self._show(node or self.checklist)
+        self._refresh_state()  # a resumed session starts with confirmations carried over
         if node is not None:
             tree.select_id(node.id)
+        if first is not None and first in self.progress.outcomes:
+            self.call_after_refresh(self.review_phase, first)  # resumed: its evidence is waiting
 
     def _journal_failed(self, message: str) -> None:
         """The audit trail failing must be loud, but must not kill the session (any thread)."""
