@@ -19,7 +19,8 @@ from textual.pilot import Pilot
 
 from todobox_deploy.checklist import CHECKLIST
 from todobox_deploy.config import load_config
-from todobox_deploy.engine.runner import DeployRunner
+from todobox_deploy.engine.flow import DeployFlow
+from todobox_deploy.engine.phases import PHASES
 from todobox_deploy.engine.session import DeploySession
 from todobox_deploy.journal.journal import Journal
 from todobox_deploy.remote.connection import SshConnection
@@ -85,11 +86,21 @@ def main() -> None:
         try:
             config = load_config(info.config)
             conn = SshConnection(config.target, pinned_known_hosts=Path(tmp) / "pins")
-            runner = DeployRunner(DeploySession(config, connection=conn), transcript_dir=Path(tmp) / "t")
-            journal = Journal(Path(tmp) / "journal.jsonl", operator="alice", host=config.target.host)
-            app = make_app(CHECKLIST, runner, config=config, operator="alice", journal=journal)
-            asyncio.run(_drive(app, args.out))
-            runner.close()
+            session = DeploySession(config, connection=conn)
+            flow = DeployFlow(
+                CHECKLIST,
+                PHASES,
+                session=session,
+                operator="alice",
+                host=config.target.host,
+                journal=Journal(Path(tmp) / "journal.jsonl", operator="alice", host=config.target.host),
+                transcript_dir=Path(tmp) / "t",
+            )
+            try:
+                asyncio.run(_drive(make_app(flow), args.out))
+            finally:
+                flow.close(3, "screenshots taken")
+                session.close()
         finally:
             sandbox_down(directory)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from todobox_deploy.checklist import CHECKLIST, PHASES, DeployProgress
-from todobox_deploy.engine.events import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 OK = PhaseOutcome(PhaseStatus.OK, "fine", (("k", "v"),))

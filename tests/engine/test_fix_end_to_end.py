@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from todobox_deploy.config import load_config
-from todobox_deploy.engine.events import PhaseStatus
+from todobox_deploy.core.outcome import PhaseStatus
 from todobox_deploy.sandbox.manager import SandboxInfo
 
 from .conftest import RunPhase

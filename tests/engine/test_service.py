@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from todobox_deploy.config import AppConfig, load_config
-from todobox_deploy.engine.events import PhaseStatus
+from todobox_deploy.core.outcome import PhaseStatus
 from todobox_deploy.engine.service import parse_probe, service_command
 from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from todobox_deploy.config import load_config
-from todobox_deploy.engine.events import PhaseStatus
+from todobox_deploy.core.outcome import PhaseStatus
 from todobox_deploy.engine.phases.verify_files import parse_heads
 from todobox_deploy.sandbox.manager import SandboxInfo
 

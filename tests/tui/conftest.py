@@ -1,4 +1,4 @@
-"""Fakes for TUI tests: a scripted PhaseRunner, a frozen clock, a list journal."""
+"""Fakes for TUI tests: a real DeployFlow over scripted phases, a frozen clock, a real journal on disk."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,10 @@ from todobox_deploy.config import (
     MigrationConfig,
     TargetConfig,
 )
-from todobox_deploy.engine.events import OutputSink, PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.engine.flow import DeployFlow
+from todobox_deploy.engine.phases.spec import PhaseCall, PhaseSpec
+from todobox_deploy.journal.journal import Journal
 from todobox_deploy.tui.app import DeployApp, make_app
 
 FROZEN = datetime(2026, 11, 24, 9, 30, 0, tzinfo=UTC)
@@ -28,7 +32,7 @@ FROZEN = datetime(2026, 11, 24, 9, 30, 0, tzinfo=UTC)
 
 @dataclass
 class Script:
-    """What the fake does for one phase."""
+    """What the scripted body of one phase does."""
 
     lines: int = 20
     stderr: tuple[str, ...] = ()
@@ -38,20 +42,27 @@ class Script:
 
 
 @dataclass
-class FakeRunner:
-    """A PhaseRunner that emits numbered lines in batches and returns a scripted outcome."""
+class ScriptedPhases:
+    """One PhaseSpec per checklist phase whose body emits numbered lines in batches and returns a scripted
+    outcome; phases in ``manual`` have no body (not automated yet: the operator does them by hand)."""
 
     scripts: dict[str, Script] = field(default_factory=dict)
-    refused: set[str] = field(default_factory=set)
+    manual: set[str] = field(default_factory=set)
     runs: list[str] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
-    closed: bool = False
 
-    def can_run(self, phase_id: str) -> bool:
-        return phase_id not in self.refused
+    def specs(self) -> dict[str, PhaseSpec]:
+        return {
+            phase_id: PhaseSpec(phase_id, phase_id, None if phase_id in self.manual else self._body(phase_id))
+            for phase_id in CHECKLIST.phases()
+        }
 
-    def run(self, phase_id: str, sink: OutputSink, cancel: threading.Event) -> PhaseOutcome:
+    def _body(self, phase_id: str) -> Callable[[PhaseCall], PhaseOutcome]:
+        return lambda call: self.run(phase_id, call)
+
+    def run(self, phase_id: str, call: PhaseCall) -> PhaseOutcome:
         self.runs.append(phase_id)
+        sink, cancel = call.sink, call.cancel
         script = self.scripts.get(phase_id, Script())
         batch: list[str] = []
         for i in range(script.lines):
@@ -77,8 +88,24 @@ class FakeRunner:
             PhaseStatus.OK, f"{phase_id} done", (("phase", phase_id), ("lines", str(script.lines)))
         )
 
-    def close(self) -> None:
-        self.closed = True
+
+class JournalView:
+    """The session journal's entries as a list, read back from disk on every access."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[dict[str, Any]]:
+        return Journal(self.path, operator="-", host="-").read()
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.entries()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.entries())
+
+    def __len__(self) -> int:
+        return len(self.entries())
 
 
 DEMO_CONFIG = DeployConfig(
@@ -91,22 +118,45 @@ DEMO_CONFIG = DeployConfig(
 
 
 @pytest.fixture
-def runner() -> FakeRunner:
-    return FakeRunner()
+def scripted() -> ScriptedPhases:
+    return ScriptedPhases()
 
 
 @pytest.fixture
-def journal() -> list[dict[str, Any]]:
-    return []
+def journal_path(tmp_path: Path) -> Path:
+    return tmp_path / "journal.jsonl"
 
 
 @pytest.fixture
-def build_app(runner: FakeRunner, journal: list[dict[str, Any]]) -> Callable[..., DeployApp]:
-    def build(**kwargs: Any) -> DeployApp:
-        kwargs.setdefault("operator", "alice")
-        kwargs.setdefault("journal", journal.append)
-        kwargs.setdefault("clock", lambda: FROZEN)
-        return make_app(CHECKLIST, runner, **kwargs)
+def journal(journal_path: Path) -> JournalView:
+    return JournalView(journal_path)
+
+
+@pytest.fixture
+def build_app(scripted: ScriptedPhases, journal_path: Path) -> Callable[..., DeployApp]:
+    """``build_app(operator=, config=, journal=, transcript_dir=, max_log_lines=)``: the app over a real
+    DeployFlow (no session: the scripted bodies need none), journaling to ``journal_path``."""
+
+    def build(
+        *,
+        operator: str = "alice",
+        config: DeployConfig | None = None,
+        journal: Any = None,
+        transcript_dir: Path | None = None,
+        max_log_lines: int = 10_000,
+    ) -> DeployApp:
+        host = config.target.host if config is not None else None
+        flow = DeployFlow(
+            CHECKLIST,
+            scripted.specs(),
+            session=None,
+            operator=operator,
+            host=host,
+            journal=journal or Journal(journal_path, operator=operator, host=host or "-"),
+            transcript_dir=transcript_dir,
+            clock=lambda: FROZEN,
+        )
+        return make_app(flow, clock=lambda: FROZEN, max_log_lines=max_log_lines)
 
     return build
 

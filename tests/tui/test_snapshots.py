@@ -1,4 +1,4 @@
-"""SVG snapshots of the wizard (fake runner, frozen clock, 120x36). Update with ``--snapshot-update``."""
+"""SVG snapshots of the wizard (scripted phases, frozen clock, 120x36). Update with ``--snapshot-update``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from todobox_deploy.tui.app import DeployApp
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 
-from .conftest import DEMO_CONFIG, FakeRunner, Script
+from .conftest import DEMO_CONFIG, Script, ScriptedPhases
 from .test_wizard import wait_for
 
 SIZE = (120, 36)
@@ -29,10 +29,10 @@ def test_wizard_initial(snap_compare: SnapCompare, build_app: Callable[..., Depl
 
 
 def test_confirm_after_phase(
-    snap_compare: SnapCompare, build_app: Callable[..., DeployApp], runner: FakeRunner
+    snap_compare: SnapCompare, build_app: Callable[..., DeployApp], scripted: ScriptedPhases
 ) -> None:
     """Two manual items ticked; backup finished with a stderr line; the modal shows the evidence."""
-    runner.scripts["backup"] = Script(lines=120, stderr=("mysqldump: [Warning] Using a password",))
+    scripted.scripts["backup"] = Script(lines=120, stderr=("mysqldump: [Warning] Using a password",))
 
     async def run_backup(pilot: Pilot[Any]) -> None:
         await pilot.press("up", "space", "up", "space")  # tick the two "Read ..." items first

@@ -1,8 +1,10 @@
-"""Pilot tests of the wizard against a fake PhaseRunner."""
+"""Pilot tests of the wizard over a real DeployFlow whose phases are scripted (no servers)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -10,7 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, TextArea
 
 from todobox_deploy.checklist import CHECKLIST, PHASES
-from todobox_deploy.engine.events import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.tui.app import DeployApp
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
@@ -18,7 +20,7 @@ from todobox_deploy.tui.screens.wizard import WizardScreen
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
 from todobox_deploy.tui.widgets.log_pane import LogPane
 
-from .conftest import DEMO_CONFIG, FakeRunner, Script
+from .conftest import DEMO_CONFIG, FROZEN, JournalView, Script, ScriptedPhases
 
 SIZE = (120, 36)
 
@@ -59,22 +61,25 @@ async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployAp
         assert "host prod-app-1.example.com" in status and "next: backup" in status
 
 
-async def test_run_streams_lines_into_log(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
-    runner.scripts["backup"] = Script(lines=2_500, stderr=("mysqldump: warning",))
+async def test_run_streams_lines_into_log(
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases
+) -> None:
+    scripted.scripts["backup"] = Script(lines=2_500, stderr=("mysqldump: warning",))
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
         pane = wizard(app).log_pane
-        await wait_for(pilot, lambda: pane.log_widget.line_count == 2_501)
+        await wait_for(pilot, lambda: pane.log_widget.line_count == 2_502)
         lines = pane.log_widget.lines
         assert lines[0] == "  backup line 0" and lines[2_499] == "  backup line 2499"
-        assert lines[-1] == "! mysqldump: warning"  # stderr is marked
-        assert runner.runs == ["backup"]
+        assert lines[-2] == "! mysqldump: warning"  # stderr is marked
+        assert lines[-1] == "» backup: ok: backup done"  # the flow's closing line
+        assert scripted.runs == ["backup"]
 
 
 async def test_next_phase_refused_until_confirmed(
-    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -87,30 +92,32 @@ async def test_next_phase_refused_until_confirmed(
         await pilot.pause()
         await pilot.press("r")
         await pilot.pause()
-        assert runner.runs == ["backup"]
+        assert scripted.runs == ["backup"]
         assert journal[-1]["event"] == "phase_refused" and "backup" in journal[-1]["reason"]
         assert not isinstance(app.screen, ConfirmPhase)
 
 
 async def test_confirmation_is_journaled(
-    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
     app = build_app(operator="carol")
     async with app.run_test(size=SIZE) as pilot:
         await run_and_confirm(pilot, app)
         await run_and_confirm(pilot, app)
-        assert runner.runs == ["backup", "stop_app"]
+        assert scripted.runs == ["backup", "stop_app"]
         confirmed = [e for e in journal if e["event"] == "phase_confirmed"]
         assert [e["phase"] for e in confirmed] == ["backup", "stop_app"]
         assert all(e["operator"] == "carol" and e["status"] == "ok" for e in confirmed)
-        assert confirmed[0]["at"] == "2026-11-24T09:30:00+00:00"
+        assert all(e["unattended"] is False and e["by_hand"] is False for e in confirmed)
+        assert app.progress.phase_confirmations["backup"].at == FROZEN  # the flow's clock
+        assert app.progress.phase_confirmations["backup"].operator == "carol"
         assert app.progress.next_phase() == "deploy_code"
 
 
 async def test_failed_phase_does_not_unlock_and_confirm_not_focused(
-    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
-    runner.scripts["backup"] = Script(outcome=PhaseOutcome(PhaseStatus.FAILED, "mysqldump exited 2"))
+    scripted.scripts["backup"] = Script(outcome=PhaseOutcome(PhaseStatus.FAILED, "mysqldump exited 2"))
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("g")
@@ -123,9 +130,7 @@ async def test_failed_phase_does_not_unlock_and_confirm_not_focused(
         assert app.progress.next_phase() == "backup"
 
 
-async def test_manual_item_confirmation(
-    build_app: Callable[..., DeployApp], journal: list[dict[str, Any]]
-) -> None:
+async def test_manual_item_confirmation(build_app: Callable[..., DeployApp], journal: JournalView) -> None:
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         wizard(app).checklist_tree.select_id("predeploy.notify_team")
@@ -140,13 +145,13 @@ async def test_manual_item_confirmation(
 
 
 async def test_cancel(
-    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
-    runner.scripts["backup"] = Script(block_until_cancel=True)
+    scripted.scripts["backup"] = Script(block_until_cancel=True)
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("g")
-        await wait_for(pilot, runner.started.is_set)
+        await wait_for(pilot, scripted.started.is_set)
         assert app.progress.running == "backup"
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
@@ -157,27 +162,59 @@ async def test_cancel(
         assert app.progress.next_phase() == "backup"
 
 
-async def test_worker_crash_marks_phase_failed(
-    build_app: Callable[..., DeployApp], runner: FakeRunner
+async def test_phase_that_raises_is_a_readable_failure(
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
-    runner.scripts["backup"] = Script(lines=3, raise_error=ConnectionError("ssh channel closed"))
+    scripted.scripts["backup"] = Script(lines=3, raise_error=ConnectionError("ssh channel closed"))
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
         assert app.progress.status["backup"] is PhaseStatus.FAILED
+        assert app.progress.outcomes["backup"].summary == "ConnectionError: ssh channel closed"
+        pane = wizard(app).log_pane
+        await wait_for(pilot, lambda: pane.log_widget.line_count == 5)
+        assert pane.log_widget.lines[-2:] == [
+            "✘ ConnectionError: ssh channel closed",
+            "» backup: failed: ConnectionError: ssh channel closed",
+        ]
+    finished = [e for e in journal if e["event"] == "phase_finished"]
+    assert [(e["phase"], e["status"]) for e in finished] == [("backup", "failed")]
+
+
+async def test_worker_crash_marks_phase_failed(
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
+) -> None:
+    """The worker dies outside the flow's own error handling: the phase still ends FAILED, on the record."""
+    app = build_app()
+
+    def crash(phase_id: str, sink: Any, cancel: Any = None) -> PhaseOutcome:
+        sink("stdout", [f"{phase_id} line {i}" for i in range(3)])
+        raise ConnectionError("ssh channel closed")
+
+    async with app.run_test(size=SIZE) as pilot:
+        with patch.object(app.flow, "execute", crash):
+            await pilot.press("g")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        assert app.progress.status["backup"] is PhaseStatus.FAILED and app.progress.running is None
         pane = wizard(app).log_pane
         await wait_for(pilot, lambda: any("ssh channel closed" in line for line in pane.log_widget.lines))
         assert pane.log_widget.lines[-1].startswith("✘ phase crashed: ConnectionError")
+        await pilot.press("y")  # a failed phase cannot be confirmed
+        await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
+        assert app.progress.next_phase() == "backup"
+    finished = [e for e in journal if e["event"] == "phase_finished"]
+    assert [(e["phase"], e["status"]) for e in finished] == [("backup", "failed")]
+    assert "ssh channel closed" in finished[0]["summary"]
 
 
-async def test_search_finds_a_line(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
-    runner.scripts["backup"] = Script(lines=500)
+async def test_search_finds_a_line(build_app: Callable[..., DeployApp], scripted: ScriptedPhases) -> None:
+    scripted.scripts["backup"] = Script(lines=500)
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await run_and_confirm(pilot, app, answer="n")
         pane = wizard(app).log_pane
-        await wait_for(pilot, lambda: pane.log_widget.line_count == 500)
+        await wait_for(pilot, lambda: pane.log_widget.line_count == 501)  # 500 and the closing line
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await pilot.press(*"line 123", "enter")
@@ -195,13 +232,15 @@ async def test_search_finds_a_line(build_app: Callable[..., DeployApp], runner: 
         assert log.match_line == first
 
 
-async def test_earlier_phase_log_viewable(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
-    runner.scripts["stop_app"] = Script(lines=5, block_until_cancel=True)
+async def test_earlier_phase_log_viewable(
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases
+) -> None:
+    scripted.scripts["stop_app"] = Script(lines=5, block_until_cancel=True)
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await run_and_confirm(pilot, app)
         await pilot.press("g")
-        await wait_for(pilot, runner.started.is_set)
+        await wait_for(pilot, scripted.started.is_set)
         screen = wizard(app)
         pane = screen.log_pane
         screen.checklist_tree.select_id("predeploy.backup")  # view the finished phase while stop_app runs
@@ -245,32 +284,38 @@ async def test_follow_mode_counts_new_lines() -> None:
 
 
 async def test_transcript_written(
-    build_app: Callable[..., DeployApp], runner: FakeRunner, tmp_path: Any
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, tmp_path: Path
 ) -> None:
-    runner.scripts["backup"] = Script(lines=12_000)
-    app = build_app(transcript_dir=tmp_path, max_log_lines=1_000)
+    """The pane keeps a bounded window; the engine's transcript on disk keeps every line."""
+    scripted.scripts["backup"] = Script(lines=12_000, stderr=("mysqldump: warning",))
+    app = build_app(transcript_dir=tmp_path / "transcripts", max_log_lines=1_000)
+    transcript = tmp_path / "transcripts" / "backup.log"
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
         assert len(wizard(app).log_pane.window("backup")) == 1_000
-        await wait_for(pilot, lambda: (tmp_path / "backup.log").read_text().count("\n") == 12_000)  # flushed
-    text = (tmp_path / "backup.log").read_text()
-    assert text.count("\n") == 12_000 and text.startswith("  backup line 0\n")
+        lines = transcript.read_text().splitlines()  # complete and closed once the phase has finished
+    assert len(lines) == 12_002
+    stamp = r"\d\d:\d\d:\d\d "
+    assert re.fullmatch(stamp + "  backup line 0", lines[0])
+    assert re.fullmatch(stamp + "  backup line 11999", lines[11_999])
+    assert re.fullmatch(stamp + "! mysqldump: warning", lines[12_000])
+    assert re.fullmatch(stamp + "# backup: ok: backup done", lines[12_001])
 
 
-async def test_signoff_is_read_only(build_app: Callable[..., DeployApp], runner: FakeRunner) -> None:
+async def test_signoff_is_read_only(build_app: Callable[..., DeployApp], scripted: ScriptedPhases) -> None:
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, SignOffScreen))
         screen = app.screen
         assert not screen.query(Input) and not screen.query(TextArea) and not screen.query(Button)
-        before = (list(runner.runs), dict(app.progress.status), dict(app.progress.item_confirmations))
+        before = (list(scripted.runs), dict(app.progress.status), dict(app.progress.item_confirmations))
         for key in ("r", "g", "c", "space", "y", "enter", "ctrl+c", "f", "s", "l"):
             await pilot.press(key)
         await pilot.pause()
         assert isinstance(app.screen, SignOffScreen)
-        assert (runner.runs, app.progress.status, app.progress.item_confirmations) == before
+        assert (scripted.runs, app.progress.status, app.progress.item_confirmations) == before
         table = screen.query_one("#signoff-phases", DataTable)
         assert table.row_count == len(PHASES)
         await pilot.press("escape")
@@ -278,7 +323,7 @@ async def test_signoff_is_read_only(build_app: Callable[..., DeployApp], runner:
 
 
 async def test_all_phases_confirmed_opens_signoff(
-    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -287,7 +332,7 @@ async def test_all_phases_confirmed_opens_signoff(
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
             await pilot.press("y")
             await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmPhase))
-        assert runner.runs == list(PHASES)
+        assert scripted.runs == list(PHASES)
         assert isinstance(app.screen, SignOffScreen) and app.screen.report.complete
         await pilot.press("escape")
         await pilot.press("ctrl+q")
@@ -295,7 +340,7 @@ async def test_all_phases_confirmed_opens_signoff(
 
 
 async def test_command_palette_runs_next_phase(
-    build_app: Callable[..., DeployApp], runner: FakeRunner
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases
 ) -> None:
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -305,7 +350,7 @@ async def test_command_palette_runs_next_phase(
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
-        assert runner.runs == ["backup"]
+        assert scripted.runs == ["backup"]
 
 
 async def test_palette_offers_nothing_mutating_on_signoff(build_app: Callable[..., DeployApp]) -> None:
@@ -322,13 +367,13 @@ async def test_palette_offers_nothing_mutating_on_signoff(build_app: Callable[..
 
 
 async def test_ctrl_c_cancels_and_quit_is_guarded(
-    build_app: Callable[..., DeployApp], runner: FakeRunner
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases
 ) -> None:
-    runner.scripts["backup"] = Script(block_until_cancel=True)
+    scripted.scripts["backup"] = Script(block_until_cancel=True)
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("g")
-        await wait_for(pilot, runner.started.is_set)
+        await wait_for(pilot, scripted.started.is_set)
         await pilot.press("ctrl+q")  # refused once while a phase runs
         await pilot.pause()
         assert app.is_running and app.progress.running == "backup"
@@ -338,21 +383,25 @@ async def test_ctrl_c_cancels_and_quit_is_guarded(
 
 
 async def test_journal_failure_is_reported_not_fatal(
-    build_app: Callable[..., DeployApp], runner: FakeRunner
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases
 ) -> None:
-    def broken(entry: dict[str, Any]) -> None:
-        raise OSError("disk full")
+    class Broken:
+        def record(self, event: str, **fields: Any) -> dict[str, Any]:
+            raise OSError("disk full")
 
-    app = build_app(journal=broken)
+    app = build_app(journal=Broken())
     async with app.run_test(size=SIZE) as pilot:
-        with patch.object(app.wizard, "notify") as notify:
+        with patch.object(app, "notify") as notify:
             await run_and_confirm(pilot, app)
         assert app.progress.is_confirmed("backup")
-        assert any("disk full" in str(call.args[0]) for call in notify.call_args_list)
+        notices = [str(call.args[0]) for call in notify.call_args_list]
+        assert any("disk full" in n and "phase_finished" in n for n in notices)  # from the phase's worker
+        assert any("disk full" in n and "phase_confirmed" in n for n in notices)
+        assert app.flow.journal_errors and all("disk full" in e for e in app.flow.journal_errors)
 
 
 async def test_not_yet_then_review_and_confirm(
-    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -364,7 +413,7 @@ async def test_not_yet_then_review_and_confirm(
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
         await pilot.press("y")
         await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
-        assert app.progress.is_confirmed("backup") and runner.runs == ["backup"]
+        assert app.progress.is_confirmed("backup") and scripted.runs == ["backup"]
         assert [e["event"] for e in journal if e["event"].startswith("phase_")][-2:] == [
             "phase_not_confirmed",
             "phase_confirmed",
@@ -372,16 +421,16 @@ async def test_not_yet_then_review_and_confirm(
 
 
 async def test_phase_the_engine_cannot_run_is_done_by_hand_on_the_record(
-    build_app: Callable[..., DeployApp], runner: FakeRunner, journal: list[dict[str, Any]]
+    build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
     """A phase not automated yet does not block the deploy: the operator confirms the manual work."""
-    runner.refused.update({"backup", "stop_app"})
+    scripted.manual.update({"backup", "stop_app"})
     app = build_app(operator="dana")
     async with app.run_test(size=SIZE) as pilot:
         await run_and_confirm(pilot, app)  # backup: by hand
         await run_and_confirm(pilot, app)  # stop_app: by hand
         await run_and_confirm(pilot, app)  # deploy_code: the engine runs it
-        assert runner.runs == ["deploy_code"]
+        assert scripted.runs == ["deploy_code"]
         by_hand = [e["phase"] for e in journal if e["event"] == "phase_by_hand"]
         assert by_hand == ["backup", "stop_app"]
         confirmed = [e for e in journal if e["event"] == "phase_confirmed"]
@@ -391,3 +440,4 @@ async def test_phase_the_engine_cannot_run_is_done_by_hand_on_the_record(
             ("deploy_code", "ok", "dana"),
         ]
         assert "by hand" in confirmed[0]["summary"]
+        assert [e["by_hand"] for e in confirmed] == [True, True, False]

@@ -9,8 +9,9 @@ import pytest
 
 from todobox_deploy.checklist import CHECKLIST
 from todobox_deploy.config import load_config
-from todobox_deploy.engine.events import PhaseStatus
-from todobox_deploy.engine.runner import DeployRunner
+from todobox_deploy.core.outcome import PhaseStatus
+from todobox_deploy.engine.flow import DeployFlow
+from todobox_deploy.engine.phases import PHASES
 from todobox_deploy.engine.session import DeploySession
 from todobox_deploy.journal.journal import Journal
 from todobox_deploy.remote.connection import SshConnection
@@ -29,9 +30,18 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
 ) -> None:
     config = load_config(sandbox_reset.config)
     conn = SshConnection(config.target, pinned_known_hosts=tmp_path / "pins")
-    runner = DeployRunner(DeploySession(config, connection=conn), transcript_dir=tmp_path / "transcripts")
+    session = DeploySession(config, connection=conn)
     journal = Journal(tmp_path / "journal.jsonl", operator="erin", host=config.target.host)
-    app = make_app(CHECKLIST, runner, config=config, operator="erin", journal=journal)
+    flow = DeployFlow(
+        CHECKLIST,
+        PHASES,
+        session=session,
+        operator="erin",
+        host=config.target.host,
+        journal=journal,
+        transcript_dir=tmp_path / "transcripts",
+    )
+    app = make_app(flow)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("g")  # backup: not automated yet, done by hand and confirmed
@@ -63,7 +73,8 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
             await pilot.press("y")
             await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
     finally:
-        runner.close()
+        flow.close(3, "the test ended before step 5")
+        session.close()
     events: list[dict[str, Any]] = journal.read()
     confirmed = [(e["phase"], e["status"]) for e in events if e["event"] == "phase_confirmed"]
     assert confirmed == [
@@ -74,4 +85,8 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
         ("db_check", "ok"),
     ]
     assert all(e["operator"] == "erin" for e in events)
+    changes = [e["changes"] for e in events if e["event"] == "context_updated"]
+    assert any("app_down_at" in c for c in changes) and any("commit_after" in c for c in changes)
+    assert flow.context.commit_after is not None and flow.context.commit_after != flow.context.commit_before
+    assert [e["event"] for e in events][-1] == "session_ended"
     assert (tmp_path / "transcripts" / "db_check.log").read_text().count("c682ef478e45") >= 2

@@ -231,7 +231,13 @@ class DeployFlow:
         self._cancel = cancel
         transcript = Transcript(self.transcript_dir, phase_id) if self.transcript_dir else None
         out = transcript.tee(sink) if transcript else sink
-        timer = threading.Timer(spec.timeout, cancel.set) if spec.timeout else None
+        timed_out = threading.Event()
+
+        def time_out() -> None:
+            timed_out.set()
+            cancel.set()
+
+        timer = threading.Timer(spec.timeout, time_out) if spec.timeout else None
         if timer is not None:
             timer.daemon = True
             timer.start()
@@ -250,8 +256,7 @@ class DeployFlow:
                 timer.cancel()
         seconds = time.monotonic() - started
         if cancel.is_set() and outcome.status is not PhaseStatus.FAILED:
-            timed_out = spec.timeout is not None and seconds >= spec.timeout
-            why = f"timed out after {spec.timeout:g} s" if timed_out else "cancelled by the operator"
+            why = f"timed out after {spec.timeout:g} s" if timed_out.is_set() else "cancelled by the operator"
             outcome = PhaseOutcome(PhaseStatus.CANCELLED, why, outcome.facts)
         out("info", [f"{phase_id}: {outcome.status.value}: {outcome.summary}"])
         if transcript is not None:

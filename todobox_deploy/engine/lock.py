@@ -188,9 +188,9 @@ if [ "$2" = touch ]; then touch -c -- "$f"; else rm -f -- "$f"; fi
 # read only: a shared lock on the mutex if it exists (opening it for reading creates nothing)
 _CURRENT = (
     _PRELUDE
-    + r"""if [ -e "$m" ] && exec 9< "$m"; then flock -s -w 20 9 || exit 73; fi
+    + r"""if [ -e "$m" ] && exec 9< "$m"; then flock -s -w 20 9 || exit BUSY; fi
 show
-"""
+""".replace("BUSY", str(_BUSY))
 )
 
 

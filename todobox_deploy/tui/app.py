@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState
 
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
-from todobox_deploy.engine.flow import DeployFlow, Recorder
+from todobox_deploy.engine.flow import DeployFlow
 from todobox_deploy.tui.commands import DeployCommands
 from todobox_deploy.tui.messages import LogBatch, PhaseFinished
 from todobox_deploy.tui.screens.signoff import SignOffScreen
@@ -19,27 +19,6 @@ from todobox_deploy.tui.screens.wizard import Clock, WizardScreen
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class _ReportedJournal:
-    """The flow's journal while the app runs: a failing write is reported loudly but does not kill the
-    session (the flow records from the UI thread and from phase workers alike)."""
-
-    def __init__(self, journal: Recorder, app: App[Any]) -> None:
-        self.journal = journal
-        self.app = app
-
-    def record(self, event: str, **fields: Any) -> dict[str, Any]:
-        try:
-            return self.journal.record(event, **fields)
-        except Exception as exc:  # the audit trail failing must be loud, but must not kill the session
-            self.app.notify(  # posts a message: safe from a worker thread
-                f"{type(exc).__name__}: {exc} ({event} not recorded)",
-                title="Journal write failed",
-                severity="error",
-                timeout=30,
-            )
-            return {"event": event, **fields}
 
 
 class DeployApp(App[int]):
@@ -57,8 +36,6 @@ class DeployApp(App[int]):
     def __init__(self, flow: DeployFlow, *, clock: Clock | None = None, max_log_lines: int = 10_000) -> None:
         super().__init__()
         self.flow = flow
-        self._journal = flow.journal
-        flow.journal = _ReportedJournal(flow.journal, self)
         self.checklist = flow.checklist
         self.progress = flow.progress
         self.operator = flow.operator
@@ -75,9 +52,6 @@ class DeployApp(App[int]):
         # Pushed (not the default screen) so that later screen switches have somewhere to return to.
         self.wizard = WizardScreen(self.flow, clock=self.clock, max_log_lines=self.max_log_lines)
         self.push_screen(self.wizard)
-
-    def on_unmount(self) -> None:
-        self.flow.journal = self._journal  # after the app, journal failures are the caller's again
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action == "show_signoff" and isinstance(self.screen, SignOffScreen))
