@@ -280,7 +280,7 @@ def test_kill_after_stop_then_plain_resume_confirms_the_host_instead_of_stopping
     rerun = journal_of(out)
     assert rerun != journal and rerun.parent.parent == journal.parent.parent
     started = events(rerun, "session_started")[0]
-    assert Path(started["resumed_from"]).resolve() == journal.resolve()
+    assert Path(started["unfinished_session"]).resolve() == journal.resolve()
     assert events(rerun, "lock_taken")[0]["take_over"] is True  # the killed wizard's lock, holder gone
     offered = events(rerun, "resume_offered")[0]
     assert offered["accepted"] is True and offered["resume_at"] == "stop_app", offered
@@ -319,7 +319,7 @@ def test_kill_at_the_backup_confirmation_resumes_with_the_app_still_up(
     assert "already done on the host" not in text, dump
 
     rerun = journal_of(out)
-    assert Path(events(rerun, "session_started")[0]["resumed_from"]).resolve() == journal.resolve()
+    assert Path(events(rerun, "resumed")[0]["resumed_from"]).resolve() == journal.resolve()
     offered = events(rerun, "resume_offered")[0]
     assert offered["accepted"] is True and offered["resume_at"] in ("backup", "stop_app"), offered
     assert not offered["done_on_host"], offered

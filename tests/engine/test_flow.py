@@ -120,7 +120,7 @@ def test_a_failed_phase_cannot_be_confirmed_and_gates_the_next() -> None:
     assert flow.run("backup", Lines()).status is PhaseStatus.FAILED
     assert not flow.confirm("backup", True).accepted
     assert journal.entries[-1]["event"] == "phase_not_confirmed" and journal.entries[-1]["answer"] is True
-    assert flow.refusal("stop_app") is not None and flow.next_phase() == "backup"
+    assert flow.refusal("preflight") is not None and flow.next_phase() == "backup"
 
 
 def test_a_phase_not_automated_is_refused_by_begin() -> None:
@@ -141,19 +141,19 @@ def test_needs_refuses_until_an_earlier_phase_established_it() -> None:
     def empty_backup(call: PhaseCall) -> PhaseOutcome:
         return PhaseOutcome(PhaseStatus.OK, "backed up (claims)")
 
-    needy = PhaseSpec("stop_app", "stop", ok, needs=("backup",))
-    flow, journal = make_flow(specs(backup=PhaseSpec("backup", "b", empty_backup), stop_app=needy))
+    needy = PhaseSpec("preflight", "stop", ok, needs=("backup",))
+    flow, journal = make_flow(specs(backup=PhaseSpec("backup", "b", empty_backup), preflight=needy))
     run_and_confirm(flow, "backup")
-    reason = flow.refusal("stop_app")
-    assert reason == "phase 'stop_app' needs backup from an earlier phase"
+    reason = flow.refusal("preflight")
+    assert reason == "phase 'preflight' needs backup from an earlier phase"
     with pytest.raises(GateRefused, match="needs backup from an earlier phase"):
-        flow.run("stop_app", Lines())
+        flow.run("preflight", Lines())
     assert journal.events("phase_refused")[-1]["reason"] == reason
 
-    flow, _ = make_flow(specs(backup=PhaseSpec("backup", "b", backs_up), stop_app=needy))
+    flow, _ = make_flow(specs(backup=PhaseSpec("backup", "b", backs_up), preflight=needy))
     run_and_confirm(flow, "backup")
-    assert flow.refusal("stop_app") is None
-    assert flow.run("stop_app", Lines()).status is PhaseStatus.OK
+    assert flow.refusal("preflight") is None
+    assert flow.run("preflight", Lines()).status is PhaseStatus.OK
 
 
 def test_needs_only_known_context_fields() -> None:
@@ -175,7 +175,7 @@ def test_context_changes_are_journaled() -> None:
     ]
     events = [e["event"] for e in journal.entries]
     assert events.index("context_updated") < events.index("phase_finished")
-    run_and_confirm(flow, "stop_app")  # establishes nothing: nothing journaled
+    run_and_confirm(flow, "preflight")  # establishes nothing: nothing journaled
     assert len(journal.events("context_updated")) == 1
 
 
@@ -264,7 +264,7 @@ def test_request_cancel_is_journaled_and_cancels() -> None:
 def test_by_hand_then_confirm_is_journaled_as_by_hand() -> None:
     flow, journal = make_flow(specs(backup=PhaseSpec("backup", "b", None)))
     with pytest.raises(GateRefused):
-        flow.by_hand("stop_app")  # the gate holds for work done by hand too
+        flow.by_hand("preflight")  # the gate holds for work done by hand too
     outcome = flow.by_hand("backup")
     assert outcome == PhaseOutcome(PhaseStatus.SKIPPED, DONE_BY_HAND)
     assert journal.events("phase_by_hand") == [{"event": "phase_by_hand", "phase": "backup"}]
@@ -274,7 +274,7 @@ def test_by_hand_then_confirm_is_journaled_as_by_hand() -> None:
     assert entry["by_hand"] is True and entry["unattended"] is False
     assert entry["status"] == "skipped" and entry["summary"] == DONE_BY_HAND
     assert entry["node"] == CHECKLIST.find_phase("backup").id  # type: ignore[union-attr]
-    run_and_confirm(flow, "stop_app")
+    run_and_confirm(flow, "preflight")
     assert journal.events("phase_confirmed")[-1]["by_hand"] is False
 
 
@@ -346,5 +346,5 @@ def test_restore_takes_over_confirmed_phases_and_context() -> None:
     done = {"backup": (first.progress.outcomes["backup"], first.progress.phase_confirmations["backup"])}
     second, journal = make_flow()
     second.restore(done, first.context)
-    assert second.progress.is_confirmed("backup") and second.next_phase() == "stop_app"
+    assert second.progress.is_confirmed("backup") and second.next_phase() == "preflight"
     assert journal.events("context_updated")[0]["changes"] == {"commit_before": "c" * 40}

@@ -39,6 +39,7 @@ def _journal(*phases: str, extra: list[dict[str, Any]] | None = None) -> list[di
     entries += [
         {"event": "phase_by_hand", "phase": "backup"},
         {"event": "phase_confirmed", "phase": "backup", "ts": NOW, "operator": "alice", "by_hand": True},
+        *_confirmed("preflight"),
     ]
     for phase in phases:
         entries += _confirmed(phase)
@@ -60,7 +61,7 @@ def test_crash_at_the_gate_after_stop_confirms_the_host_evidence_instead_of_stop
     plan = _plan(
         entries, HostState(app_up=False, head="a" * 40, upstream="b" * 40, db_revision="c682ef478e45")
     )
-    assert plan.carried == ("backup",)
+    assert plan.carried == ("backup", "preflight")
     assert plan.resume_at == "stop_app"
     assert plan.done_on_host is not None and "not run again" in plan.done_on_host.summary
     assert any("DOWN" in w for w in plan.warnings)
@@ -75,14 +76,14 @@ def test_journal_contradicted_by_the_host_resumes_at_the_contradicted_phase() ->
     # the journal says the app was stopped and the code deployed, but the app answers: never trust it
     plan = _plan(_journal("stop_app", "deploy_code"), HostState(True, "b" * 40, "b" * 40, "c682ef478e45"))
     assert plan.resume_at == "stop_app"
-    assert plan.carried == ("backup",)
+    assert plan.carried == ("backup", "preflight")
     assert any("stop_app" in w and "does not show" in w for w in plan.warnings)
 
 
 def test_everything_proven_carries_over_and_resumes_at_the_first_unconfirmed() -> None:
     host = HostState(app_up=False, head="b" * 40, upstream="b" * 40, db_revision="c682ef478e45")
     plan = _plan(_journal("stop_app", "deploy_code", "verify_files"), host)
-    assert plan.carried == ("backup", "stop_app", "deploy_code", "verify_files")
+    assert plan.carried == ("backup", "preflight", "stop_app", "deploy_code", "verify_files")
     assert plan.resume_at == "db_check" and plan.done_on_host is None
 
 

@@ -23,14 +23,16 @@ def _session(path: Path) -> Journal:
         machine="laptop",
         pid=42,
         session_dir="/state/s1",
-        resumed_from="s0",
+        unfinished_session="s0",
     )
     j.record("lock_taken", path="/var/lock/deploy", take_over=True, previous="bob@old")
     j.record(
-        "resume",
+        "resume_offered",
         from_session="s0",
-        journal_says={"commit": "aaa"},
-        host_shows={"commit": "bbb"},
+        accepted=True,
+        rows=[["commit", "aaa", "bbb"]],
+        carried=["backup"],
+        warnings=["the app is DOWN on the host"],
         resume_at="migrate",
     )
     j.record("context_updated", changes={"commit_before": "aaa", "app_down_at": "10:00"})
@@ -91,9 +93,10 @@ def test_context_keeps_the_last_value(report: str) -> None:
     assert "`app_down_at`" in context
 
 
-def test_resume_shows_what_differs(report: str) -> None:
-    resumed = _section(report, "## Resumed")
-    assert "| `commit` | aaa | bbb | ⚠ differs |" in resumed
+def test_resume_shows_what_the_journal_said_beside_the_host(report: str) -> None:
+    resumed = _section(report, "## Resume of an unfinished session")
+    assert "| commit | aaa | bbb |" in resumed
+    assert "accepted" in resumed and "the app is DOWN" in resumed and "`migrate`" in resumed
 
 
 def test_phases_in_order_with_flags(report: str) -> None:

@@ -95,6 +95,15 @@ def _predeploy() -> ChecklistNode:
                 "# Store this backup safely!"
             ),
         ),
+        _phase(
+            "predeploy.preflight",
+            "Pre-flight: fetch the fix, read its migrations, classify the database (before the stop)",
+            "preflight",
+            "Runs before the app is stopped: `git fetch` (nothing checked out), the revision graph read "
+            "from the fetched commit's migration files (the app is not imported), the entry point the "
+            "process manager loads, the database's state against what its revisions claim, open "
+            "transactions that would block the ALTER, and the migrated table's checksum.",
+        ),
         _manual(
             "predeploy.staging_test",
             "Test migrations on a development/staging copy of production database",

@@ -370,7 +370,11 @@ class DeployFlow:
     # -- restoring a session ------------------------------------------------------------------
 
     def restore(
-        self, phases: Mapping[str, tuple[PhaseOutcome, Confirmation]], context: DeployContext
+        self,
+        phases: Mapping[str, tuple[PhaseOutcome, Confirmation]],
+        context: DeployContext,
+        *,
+        items: Mapping[str, Confirmation] | None = None,
     ) -> None:
         """Take over confirmed phases and the context from an earlier session of this deploy (resume)."""
         with self._mutex:
@@ -392,6 +396,15 @@ class DeployFlow:
                     confirmed_at=c.at.isoformat(timespec="seconds"),
                     unattended=c.unattended,
                     by_hand=c.by_hand,
+                )
+            for node_id, c in (items or {}).items():
+                self.progress.item_confirmations[node_id] = c
+                self.record(
+                    "item_carried",
+                    item=node_id,
+                    confirmed_by=c.operator,
+                    confirmed_at=c.at.isoformat(timespec="seconds"),
+                    unattended=c.unattended,
                 )
             before = self.context
             self.context = context

@@ -83,7 +83,7 @@ def open_flow(
         machine=os.uname().nodename,
         pid=os.getpid(),
         session_dir=str(directory),
-        **({"resumed_from": str(unfinished.path)} if unfinished else {}),
+        **({"unfinished_session": str(unfinished.path)} if unfinished else {}),
     )
     lock = HostLock(
         session.connection, LockOwner.here(operator, directory.name), heartbeat_interval=heartbeat_interval
@@ -141,9 +141,8 @@ def _offer(flow: DeployFlow, previous: JournalState, offer: OfferResume | None) 
     flow.record("resume_offered", from_session=str(previous.path), accepted=accepted, **plan.to_json())
     if not accepted:
         return
+    flow.record("resumed", resumed_from=str(previous.path))
     carried = {p: previous.confirmed[p] for p in plan.carried}
-    flow.restore(carried, previous.context)
-    for item, unattended in previous.items.items():
-        flow.set_item(item, True, unattended=unattended)
+    flow.restore(carried, previous.context, items=previous.items)
     if plan.resume_at is not None and plan.done_on_host is not None:
         flow.done_on_host(plan.resume_at, plan.done_on_host)

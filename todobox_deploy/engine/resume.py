@@ -35,7 +35,7 @@ class JournalState:
     finished: dict[str, PhaseOutcome]  # last outcome of every finished phase
     running: str | None  # started, never finished: the session died during it
     context: DeployContext
-    items: dict[str, bool] = field(default_factory=dict)  # manual item -> unattended
+    items: dict[str, Confirmation] = field(default_factory=dict)  # manual item -> who confirmed it
 
 
 def _outcome(entry: dict[str, Any]) -> PhaseOutcome:
@@ -51,7 +51,7 @@ def read_journal_state(path: Path, entries: Sequence[dict[str, Any]]) -> Journal
     context = DeployContext()
     finished: dict[str, PhaseOutcome] = {}
     confirmed: dict[str, tuple[PhaseOutcome, Confirmation]] = {}
-    items: dict[str, bool] = {}
+    items: dict[str, Confirmation] = {}
     running: str | None = None
     ended = False
     for e in entries:
@@ -92,8 +92,11 @@ def read_journal_state(path: Path, entries: Sequence[dict[str, Any]]) -> Journal
                 by_hand=bool(e.get("by_hand")),
             )
             confirmed[phase] = (finished[phase], c)
-        elif event == "item_confirmed" and e.get("item"):
-            items[str(e["item"])] = bool(e.get("unattended"))
+        elif event in ("item_confirmed", "item_carried") and e.get("item"):
+            who = e.get("confirmed_by") or e.get("operator") or ""
+            at = _time(e.get("confirmed_at") or e.get("ts"))
+            item = str(e["item"])
+            items[item] = Confirmation(item, str(who), at, True, unattended=bool(e.get("unattended")))
         elif event == "item_unconfirmed" and e.get("item"):
             items.pop(str(e["item"]), None)
         elif event == "phase_abandoned" and phase:
@@ -147,6 +150,8 @@ def find_unfinished(sessions_root: Path, host: str, config: str) -> JournalState
             continue
         head = entries[0]
         if head.get("host") != host or str(head.get("config") or "") != config:
+            continue
+        if any(e.get("event") == "lock_refused" for e in entries):  # locked out: it ran nothing
             continue
         state = read_journal_state(path, entries)
         return None if state.ended else state

@@ -29,6 +29,7 @@ _PHASE_EVENTS = {
     "phase_refused",
     "phase_abandoned",
     "cancel_requested",
+    "phase_carried",
 }
 
 
@@ -118,7 +119,7 @@ def _session(entries: list[Entry], used: set[int]) -> list[str]:
         ["Machine", text(head.get("machine"))],
         ["PID", text(head.get("pid"))],
         ["Session directory", code(head.get("session_dir"))],
-        ["Resumed from", code(head.get("resumed_from"))],
+        ["Unfinished earlier session", code(head.get("unfinished_session"))],
         ["Started", text(head.get("ts"))],
         ["Ended", text(end.get("ts"))],
         ["Exit code", text(end.get("exit_code"))],
@@ -142,25 +143,25 @@ def _session(entries: list[Entry], used: set[int]) -> list[str]:
 def _resumes(entries: list[Entry], used: set[int]) -> list[str]:
     lines: list[str] = []
     for e in entries:
-        if e["event"] != "resume":
+        if e["event"] != "resume_offered":
             continue
         used.add(id(e))
-        says, shows = _dict(e.get("journal_says")), _dict(e.get("host_shows"))
         rows = [
-            [
-                code(k),
-                text(says.get(k)),
-                text(shows.get(k)),
-                "⚠ differs" if says.get(k) != shows.get(k) else "",
-            ]
-            for k in sorted(says.keys() | shows.keys())
+            [text(r[0]), text(r[1]), text(r[2])]
+            for r in _list(e.get("rows"))
+            if isinstance(r, list) and len(r) == 3
         ]
+        verdict = "accepted" if e.get("accepted") else "declined: the deploy started over"
+        carried = ", ".join(map(code, _list(e.get("carried")))) or "—"
         lines += [
-            "## Resumed",
+            "## Resume of an unfinished session",
             "",
-            f"From session {code(e.get('from_session'))} at {code(e.get('resume_at'))}, by {_who(e)}.",
+            f"From session {code(e.get('from_session'))}, offered to {_who(e)}: {verdict}. "
+            f"Resume at {code(e.get('resume_at'))}; carried: {carried}.",
             "",
-            *_table(["Field", "Journal says", "Host shows", ""], rows),
+            *_table(["What", "The journal said", "The host showed"], rows),
+            *[f"- ⚠ {text(w)}" for w in _list(e.get("warnings"))],
+            "",
         ]
     return lines
 
@@ -203,13 +204,19 @@ def _phase(name: str, evs: list[Entry]) -> list[str]:
     runs, starts = of("phase_finished"), of("phase_started")
     decisions = of("phase_confirmed", "phase_not_confirmed")
     flags = [f"**⚠ by hand**: marked done by hand by {_who(e)}" for e in of("phase_by_hand")]
+    flags += [
+        f"**carried over** from the resumed session: confirmed by {text(e.get('confirmed_by'))} at "
+        f"{text(e.get('confirmed_at'))}{' (by hand)' if e.get('by_hand') else ''}"
+        f"{' (unattended)' if e.get('unattended') else ''}"
+        for e in of("phase_carried")
+    ]
     flags += [f"**⚠ abandoned**: {text(e.get('reason'))} ({_who(e)})" for e in of("phase_abandoned")]
     flags += [
         f"**⚠ unattended**: confirmed unattended by {_who(e)}"
         for e in decisions
         if e["event"] == "phase_confirmed" and e.get("unattended")
     ]
-    if not decisions:
+    if not decisions and not of("phase_carried"):
         flags.append("**⚠ not confirmed**: never confirmed")
     elif decisions[-1]["event"] != "phase_confirmed":
         flags.append(f"**⚠ not confirmed**: last decision was 'not confirmed' by {_who(decisions[-1])}")

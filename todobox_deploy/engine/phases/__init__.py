@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from todobox_deploy.engine.phases.db_check import db_check
 from todobox_deploy.engine.phases.deploy_code import deploy_code
+from todobox_deploy.engine.phases.preflight import preflight
 from todobox_deploy.engine.phases.service import start_app, stop_app
 from todobox_deploy.engine.phases.spec import PhaseCall, PhaseSpec
 from todobox_deploy.engine.phases.verify_files import verify_files
@@ -12,6 +13,7 @@ __all__ = ["PHASES", "REGISTRY", "PhaseCall", "PhaseSpec"]
 
 REGISTRY: tuple[PhaseSpec, ...] = (
     PhaseSpec("backup", "Back up the production database", None, changes_host=True, detached=True),
+    PhaseSpec("preflight", "Pre-flight checks before the stop", preflight, timeout=300, needs=()),
     PhaseSpec("stop_app", "Stop the application", stop_app, changes_host=True, timeout=120),
     PhaseSpec(
         "deploy_code", "Deploy the new code (fast-forward)", deploy_code, changes_host=True, timeout=300

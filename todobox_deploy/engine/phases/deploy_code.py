@@ -29,7 +29,8 @@ def deploy_code(call: PhaseCall) -> PhaseOutcome:
     rc, before, err = capture("git", "rev-parse", "--verify", "HEAD")
     if rc != 0:
         return PhaseOutcome(PhaseStatus.FAILED, f"{app.path} is not a git work tree on the host: {err}")
-    call.establish(commit_before=before)
+    if call.context.commit_before is None:
+        call.establish(commit_before=before)
     rc, dirty, err = capture("git", "status", "--porcelain", "--untracked-files=no")
     if rc != 0 or dirty:
         sink("stderr", dirty.splitlines() or [err])
@@ -38,19 +39,22 @@ def deploy_code(call: PhaseCall) -> PhaseOutcome:
             f"the work tree in {app.path} has local changes: commit or stash them on the host first",
             (("commit before", before),),
         )
-    if run(
-        f"git fetch {app.git_remote} {app.git_branch}", "git", "fetch", "--", app.git_remote, app.git_branch
-    ):
-        return PhaseOutcome(
-            PhaseStatus.FAILED, f"git fetch from {app.git_remote} failed", (("commit before", before),)
-        )
+    target = call.context.commit_target  # fetched by the pre-flight: the stop waits on no network
+    if target is None:
+        fetch = f"git fetch {app.git_remote} {app.git_branch}"
+        if run(fetch, "git", "fetch", "--", app.git_remote, app.git_branch):
+            return PhaseOutcome(
+                PhaseStatus.FAILED, f"git fetch from {app.git_remote} failed", (("commit before", before),)
+            )
     if cancel.is_set():
         return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled after the fetch; the work tree is unchanged")
-    if run(f"git merge --ff-only {upstream}", "git", "merge", "--ff-only", upstream):
+    goal = target or upstream
+    shown = goal[:12] if target else goal
+    if run(f"git merge --ff-only {shown}", "git", "merge", "--ff-only", goal):
         return PhaseOutcome(
             PhaseStatus.FAILED,
-            f"{upstream} cannot be fast-forwarded onto the deployed commit {before[:12]}: the branches "
-            "diverged; resolve it on the host (nothing was changed)",
+            f"{shown} cannot be fast-forwarded onto the deployed commit {before[:12]}: "
+            "the branches diverged; resolve it on the host (nothing was changed)",
             (("commit before", before),),
         )
     _, after, _ = capture("git", "rev-parse", "HEAD")

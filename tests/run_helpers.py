@@ -1,0 +1,247 @@
+"""Drive ``todobox-deploy run --plain`` as a real subprocess: answer its ``[y/N]`` prompts, read its journal.
+
+Everything waits on a condition with a deadline (a prompt on stdout, an event in the journal, a process
+gone); nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+PROMPT = "[y/N] "
+CLI = [sys.executable, "-m", "todobox_deploy"]
+
+
+def cli_env(state_home: Path) -> dict[str, str]:
+    """The environment of a CLI subprocess whose session folders go under ``state_home``."""
+    return {**os.environ, "XDG_STATE_HOME": str(state_home), "PYTHONUNBUFFERED": "1"}
+
+
+def private_config(config: Path, directory: Path) -> Path:
+    """A copy of a deploy config whose host lock lives in ``directory/runs`` on the host.
+
+    The lock file is per host user (``~/.cache/todobox-deploy/runs``), and every sandbox on this machine
+    is the same host user: without this, deploys of other test sessions would lock our sandbox out.
+    """
+    text = config.read_text()
+    assert "\n[target]\n" in text and "run_root" not in text, "unexpected deploy config layout"
+    runs = directory / "runs"
+    copy = directory / "deploy.toml"
+    copy.write_text(text.replace("\n[target]\n", f"\n[target]\nrun_root = {json.dumps(str(runs))}\n", 1))
+    return copy
+
+
+def sessions_dir(state_home: Path) -> Path:
+    return state_home / "todobox-deploy" / "sessions"
+
+
+def run_cli(args: Sequence[str], state_home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """A CLI command run to its end with stdin closed."""
+    return subprocess.run(
+        [*CLI, *args],
+        env=cli_env(state_home),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """A journal's complete entries (a line still being written is left out)."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")[:-1]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def events(path: Path, name: str, **match: Any) -> list[dict[str, Any]]:
+    """The journal's entries of one event whose fields equal ``match``."""
+    return [
+        e
+        for e in read_events(path)
+        if e.get("event") == name and all(e.get(k) == v for k, v in match.items())
+    ]
+
+
+def wait_for_event(path: Path, name: str, timeout: float = 60, **match: Any) -> dict[str, Any]:
+    found = wait_until(lambda: events(path, name, **match), timeout, f"{name} {match or ''} in {path}")
+    return dict(found[0])
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    # a zombie still answers kill(0): look at its state
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+class PlainProcess:
+    """``todobox-deploy run --plain`` with its stdin, stdout and stderr on pipes."""
+
+    def __init__(self, config: Path, state_home: Path, *extra: str, operator: str = "alice") -> None:
+        self.operator = operator
+        self.proc = subprocess.Popen(
+            [*CLI, "run", "--config", str(config), "--plain", "--operator", operator, *extra],
+            env=cli_env(state_home),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._out = bytearray()
+        self._err = bytearray()
+        self._changed = threading.Condition()
+        self._out_closed = False  # stdout reached its end (the process exited or closed it)
+        self.pos = 0  # how far the output has been consumed by wait_for / next_prompt
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self._out, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._err, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _pump(self, pipe: Any, buf: bytearray, is_stdout: bool) -> None:
+        fd = pipe.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            with self._changed:
+                if chunk:
+                    buf.extend(chunk)
+                elif is_stdout:
+                    self._out_closed = True
+                self._changed.notify_all()
+            if not chunk:
+                return
+
+    # -- output ---------------------------------------------------------------------------------
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return self._out.decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        with self._changed:
+            return self._err.decode("utf-8", "replace")
+
+    @property
+    def journal(self) -> Path:
+        """The session journal the run names in its first lines (``journal: <path>``)."""
+        regex = re.compile(r"(?m)^journal: (\S+)$")
+        with self._changed:
+            self._changed.wait_for(
+                lambda: regex.search(self._out.decode("utf-8", "replace")) or self._out_closed, timeout=60
+            )
+            match = regex.search(self._out.decode("utf-8", "replace"))
+        if match is None:
+            raise self._fail("no `journal: <path>` line")
+        return Path(match.group(1))
+
+    def _fail(self, what: str) -> AssertionError:
+        return AssertionError(
+            f"{what}; exit={self.proc.poll()}\n--- stdout ---\n{self.output}\n--- stderr ---\n{self.stderr}"
+        )
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """Wait until ``pattern`` (a regex) shows in the output after what was consumed; consume it."""
+        found = self._search(pattern, timeout)
+        if found is None:
+            raise self._fail(f"{pattern!r} did not show within {timeout:g} s")
+        return found
+
+    def _search(self, pattern: str, timeout: float) -> re.Match[str] | None:
+        """Like ``wait_for``, but None when stdout ends (or time runs out) without it."""
+        regex = re.compile(pattern)
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            m = regex.search(self._out.decode("utf-8", "replace"), self.pos)
+            if m:
+                found.append(m)
+            return m is not None or self._out_closed
+
+        with self._changed:
+            self._changed.wait_for(seen, timeout=timeout)
+        if not found:
+            return None
+        self.pos = found[0].end()
+        return found[0]
+
+    def next_prompt(self, timeout: float = 60) -> str:
+        """Wait for the next question (output ending in ``[y/N] ``); return its text before the prompt."""
+        question = self.next_prompt_or_end(timeout)
+        if question is None:
+            raise self._fail("no further question")
+        return question
+
+    def next_prompt_or_end(self, timeout: float = 60) -> str | None:
+        """The next question, or None when the run's output ended first."""
+        m = self._search(r"(?m)^([^\n]*)\[y/N\] \Z", timeout)
+        if m is None and not self._out_closed:  # neither a question nor the end: it hangs
+            raise self._fail(f"neither a question nor the end of the output within {timeout:g} s")
+        return None if m is None else m.group(1).rstrip()
+
+    def answer(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def close_stdin(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+    # -- the process ----------------------------------------------------------------------------
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise self._fail(f"did not exit within {timeout:g} s") from None
+        for reader in self._readers:
+            reader.join(10)
+        return code
+
+    def kill(self) -> None:
+        """``kill -9``: no clean-up, no ``session_ended``, the host lock left behind."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.close_stdin()
+        for reader in self._readers:
+            reader.join(10)

@@ -1,0 +1,241 @@
+"""Pre-flight, before the app is stopped: fetch the fix, read its migrations, classify the database.
+
+Everything that can be known without downtime is known here: the target commit (fetched, nothing checked
+out), its revision graph read from the migration files of that commit (no Flask command, no app import),
+the process manager's entry point still present, the database's state against what the revisions claim
+and the exact next action, what could block the ALTER (metadata locks), and the checksum of the table the
+migration changes (so that a rollback can be compared with it).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Callable
+
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.streams import OutputSink
+from todobox_deploy.db import live as db_live
+from todobox_deploy.db.schema import Connection
+from todobox_deploy.engine.alembic_graph import RevisionGraph
+from todobox_deploy.engine.dbstate import LiveSchema, Verdict, classify
+from todobox_deploy.engine.flask_cli import app_command
+from todobox_deploy.engine.phases.spec import PhaseCall
+from todobox_deploy.engine.session import DeploySession
+
+
+def read_commit_files(session: DeploySession, commit: str, paths: list[str]) -> dict[str, str]:
+    """The exact contents of ``paths`` at ``commit`` on the host, in one ``git cat-file --batch``."""
+    app = session.config.app
+    if not paths:
+        return {}
+    request = "".join(f"{commit}:{p}\n" for p in paths).encode()
+    result = session.capture(
+        app_command(app, ["git", "cat-file", "--batch"]), stdin=request, display="git cat-file --batch"
+    )
+    data = result.stdout.encode("utf-8")
+    files: dict[str, str] = {}
+    pos = 0
+    for path in paths:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[1] != b"blob":
+            continue  # "missing": reported by the caller as an absent file
+        size = int(header[2])
+        files[path] = data[pos : pos + size].decode("utf-8", "replace")
+        pos += size + 1
+    return files
+
+
+class _Checks:
+    """Collects problems (block the deploy), warnings and facts as the pre-flight goes."""
+
+    def __init__(self, sink: OutputSink) -> None:
+        self.sink = sink
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+        self.facts: list[tuple[str, str]] = []
+
+    def fact(self, label: str, value: str) -> None:
+        self.facts.append((label, value))
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+        self.sink("error", [text])
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        self.sink("stderr", [text])
+
+
+def preflight(call: PhaseCall) -> PhaseOutcome:
+    session, sink = call.session, call.sink
+    cfg = session.config
+    app, mig = cfg.app, cfg.migration
+    checks = _Checks(sink)
+
+    def git(*argv: str, title: str | None = None, show: bool = False) -> tuple[int, str, str]:
+        if show:
+            sink("info", [f"$ {title or shlex.join(argv)}"])
+            rc = session.run(app_command(app, list(argv)), sink, cancel=call.cancel, display=title)
+            return rc, "", ""
+        res = session.capture(app_command(app, list(argv)), display=title or shlex.join(argv))
+        return res.exit_status, res.stdout.strip(), res.stderr.strip()
+
+    rc, head, err = git("git", "rev-parse", "--verify", "HEAD")
+    if rc != 0:
+        return PhaseOutcome(PhaseStatus.FAILED, f"{app.path} is not a git work tree on the host: {err}")
+    call.establish(commit_before=head)
+    upstream = f"{app.git_remote}/{app.git_branch}"
+    rc, _, _ = git(
+        "git", "fetch", "--", app.git_remote, app.git_branch, title=f"git fetch {upstream}", show=True
+    )
+    if rc != 0:
+        return PhaseOutcome(PhaseStatus.FAILED, f"git fetch {upstream} failed (exit {rc}): nothing changed")
+    rc, target, err = git("git", "rev-parse", "--verify", f"refs/remotes/{upstream}^{{commit}}")
+    if rc != 0:
+        return PhaseOutcome(PhaseStatus.FAILED, f"{upstream} does not resolve on the host: {err}")
+    call.establish(commit_target=target)
+    checks.fact("commit", f"{head[:12]} -> {target[:12]} ({upstream})")
+    _check_work_tree(git, head, target, checks)
+    if call.cancel.is_set():
+        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled after the fetch; nothing was changed")
+
+    graph = _graph_at(session, target, mig.migrations_dir, checks)
+    if mig.migration_file:
+        rc, _, _ = git("git", "cat-file", "-e", f"{target}:{mig.migration_file}")
+        checks.fact("migration file", "present" if rc == 0 else "MISSING")
+        if rc != 0:
+            checks.problem(
+                f"{mig.migration_file} is not in {target[:12]}: the fix commit lacks the migration"
+            )
+    if app.wsgi_file:
+        rc, _, _ = git("git", "cat-file", "-e", f"{target}:{app.wsgi_file}")
+        checks.fact("entry point", f"{app.wsgi_file} {'present' if rc == 0 else 'MISSING'} in {target[:12]}")
+        if rc != 0:
+            checks.problem(
+                f"{app.wsgi_file} (what the process manager loads) does not exist in {target[:12]}: "
+                "the new code would not start; fix the process manager's config or the commit first"
+            )
+    verdict = _database(call, graph, checks) if graph is not None else None
+    if verdict is not None:
+        call.establish(db_state=verdict.state, migration_plan=verdict.plan)
+    return _conclude(checks, verdict)
+
+
+def _check_work_tree(
+    git: Callable[..., tuple[int, str, str]], head: str, target: str, checks: _Checks
+) -> None:
+    rc, dirty, _ = git("git", "status", "--porcelain", "--untracked-files=no")
+    if rc != 0 or dirty:
+        checks.problem("the work tree has local changes: commit or stash them on the host first")
+    rc, _, _ = git("git", "merge-base", "--is-ancestor", head, target)
+    if rc == 1:
+        checks.problem(f"{target[:12]} does not contain the deployed {head[:12]}: the branches diverged")
+    elif rc != 0:
+        checks.problem(f"cannot verify that {target[:12]} fast-forwards from {head[:12]} (git exit {rc})")
+    if head == target:
+        checks.fact("new code", "none: the host is already at the target commit")
+
+
+def _graph_at(
+    session: DeploySession, target: str, migrations_dir: str, checks: _Checks
+) -> RevisionGraph | None:
+    versions = posixpath.join(migrations_dir, "versions")
+    res = session.capture(
+        app_command(session.config.app, ["git", "ls-tree", "--name-only", f"{target}:{versions}"]),
+        display=f"git ls-tree {target[:12]}:{versions}",
+    )
+    if res.exit_status != 0:
+        checks.problem(f"cannot list {versions} in {target[:12]}: {res.stderr.strip()}")
+        return None
+    names = [n for n in res.stdout.splitlines() if n.endswith(".py")]
+    files = read_commit_files(session, target, [posixpath.join(versions, n) for n in names])
+    graph = RevisionGraph.from_files(files)
+    checks.fact("revisions", f"{len(graph.revisions)} in {versions} (read from the files, app not imported)")
+    checks.fact("heads", ", ".join(graph.heads()) or "(none)")
+    for problem in graph.problems:
+        checks.problem(problem)
+    heads = graph.heads()
+    chain = graph.path(None, heads[0]) or [] if len(heads) == 1 else list(graph.revisions.values())
+    checks.sink(
+        "stdout", [f"{r.revision} <- {', '.join(r.down_revisions) or '<base>'}  {r.path}" for r in chain]
+    )
+    return graph
+
+
+def _database(call: PhaseCall, graph: RevisionGraph, checks: _Checks) -> Verdict | None:
+    session, sink = call.session, call.sink
+    cfg = session.config
+    db, mig = cfg.database, cfg.migration
+    conn = session.open_db()
+    try:
+        sink("info", [f"reading the schema of {db.name} (INFORMATION_SCHEMA, alembic_version)"])
+        tables = db_live.read_live_tables(conn, db.name)
+        grant_lines = db_live.grants(conn)
+        whole = db_live.can_see_whole_schema(grant_lines, db.name)
+        for e in mig.expected():
+            if e.table.lower() not in tables.columns:
+                why = "absent" if whole else f"not visible to {db.user} (no SELECT on the schema)"
+                checks.problem(f"cannot verify the schema: table {e.table} is {why}")
+                return None
+        if tables.alembic is None:
+            checks.problem("cannot verify the revision: no alembic_version table is visible")
+            return None
+        live = LiveSchema(tables.columns, tables.indexes, tables.alembic)
+        if len(tables.alembic) == 1:
+            call.establish(db_revision_before=tables.alembic[0])
+        checks.fact("alembic_version", ", ".join(tables.alembic) or "(empty)")
+        for e in mig.expected():
+            ctype = tables.columns.get(e.table.lower(), {}).get(e.column.lower())
+            checks.fact(f"{e.table}.{e.column}", ctype or "MISSING")
+            if e.index:
+                ix = live.index(e.table, e.index)
+                state = "MISSING" if ix is None else f"on ({', '.join(ix[0])}){' unique' if ix[1] else ''}"
+                checks.fact(f"index {e.index}", state)
+        verdict = classify(graph, live, mig.expected(), mig.expected_head)
+        _metadata_locks(conn, db.name, grant_lines, checks)
+        tables_to_sum = sorted({e.table for e in mig.expected()})
+        sums = [f"{t}={db_live.checksum(conn, db.name, t) or 'NULL'}" for t in tables_to_sum]
+        call.establish(checksum_before="; ".join(sums))
+        checks.fact("checksum before", "; ".join(sums))
+    finally:
+        conn.close()
+    checks.fact("database state", verdict.state)
+    checks.fact("why", verdict.detail)
+    checks.fact("next action", verdict.action)
+    if verdict.plan:
+        checks.fact("migration plan", " then ".join(f"{s} {r}" for s, r in verdict.plan))
+    if verdict.blocked and not graph.problems:
+        checks.problem(f"{verdict.state}: {verdict.detail}; {verdict.action}")
+    return verdict
+
+
+def _metadata_locks(conn: Connection, database: str, grant_lines: list[str], checks: _Checks) -> None:
+    if not db_live.has_privilege(grant_lines, "PROCESS"):
+        checks.fact(
+            "metadata locks", "cannot check: missing PROCESS privilege (only own sessions are visible)"
+        )
+        checks.warn("cannot check for transactions that would block the ALTER: missing PROCESS privilege")
+        return
+    rows = db_live.blockers(conn, database)
+    if rows.rows:
+        checks.sink("stderr", ["open transactions / long queries that an ALTER would wait behind:"])
+        checks.sink("stderr", rows.render())
+        checks.warn(f"{len(rows.rows)} session(s) could block the ALTER (metadata lock)")
+        ids = ", ".join(r[0] for r in rows.rows)
+        checks.fact("metadata locks", f"{len(rows.rows)} possible blocker(s): session ids {ids}")
+    else:
+        checks.fact("metadata locks", "no open transaction or long query in the schema")
+
+
+def _conclude(checks: _Checks, verdict: Verdict | None) -> PhaseOutcome:
+    facts = tuple(checks.facts)
+    if checks.problems:
+        return PhaseOutcome(PhaseStatus.FAILED, "; ".join(checks.problems) + " (nothing was stopped)", facts)
+    assert verdict is not None
+    summary = f"{verdict.state}: {verdict.action}"
+    if checks.warnings:
+        return PhaseOutcome(PhaseStatus.WARNING, summary + "; " + "; ".join(checks.warnings), facts)
+    return PhaseOutcome(PhaseStatus.OK, summary, facts)
