@@ -1,4 +1,4 @@
-"""Checklist step 4 against the real sandbox: sshd, MariaDB through an SSH channel, flask db history."""
+"""Checklist step 4 against the real sandbox: sshd, MariaDB through an SSH channel, the migration history."""
 
 from __future__ import annotations
 
@@ -38,11 +38,11 @@ def test_db_check_shows_the_production_bug(sandbox_reset: SandboxInfo, run_phase
     assert outcome.fact("alembic_version") == "c682ef478e45"
     assert outcome.fact("user.api_token") == "MISSING"
     assert outcome.fact("unique index ix_user_api_token") == "MISSING"
-    # the fix is not deployed yet: flask db history does not know d1f2e3c4b5a6
+    # the fix is not deployed yet: the checked-out migration files do not know d1f2e3c4b5a6
     assert outcome.status is PhaseStatus.WARNING
     assert "deploy the new code first" in outcome.summary
     assert "| password_hash  | varchar(255)" in text  # DESCRIBE user, streamed
-    assert "3e5106ee570c -> c682ef478e45 (head)" in text  # flask db history ran on the host
+    assert "3e5106ee570c -> c682ef478e45 (head)" in text  # the history read from the files on the host
     assert ("stdout", "  c682ef478e45") in seen
     assert _password(sandbox_reset) not in text
     assert "c682ef478e45 (head)" in transcript.read_text()

@@ -150,6 +150,6 @@ def test_db_check_conclusions() -> None:
     two = conclude(mig, _facts(True, True, ("a", "b")), 0, HISTORY)
     assert two.status is PhaseStatus.FAILED and "multiple heads applied" in two.summary
     broken = conclude(mig, _facts(False, False), 1, [])
-    assert broken.status is PhaseStatus.FAILED and "exited with status 1" in broken.summary
+    assert broken.status is PhaseStatus.FAILED and "not form a valid revision graph" in broken.summary
     old_code = conclude(mig, _facts(False, False), 0, ["<base> -> c682ef478e45, add"])
     assert old_code.status is PhaseStatus.WARNING and "deploy the new code first" in old_code.summary

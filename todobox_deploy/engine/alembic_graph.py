@@ -257,9 +257,10 @@ class RevisionGraph:
             if start not in wanted:
                 return None
             wanted -= self.ancestors(start)
-        return self._ordered(wanted)
+        return self.ordered(wanted)
 
-    def _ordered(self, revs: Iterable[str]) -> list[Revision]:
+    def ordered(self, revs: Iterable[str]) -> list[Revision]:
+        """``revs`` oldest first (a revision after every revision it builds on)."""
         pending = set(revs)
         ordered: list[Revision] = []
         while pending:

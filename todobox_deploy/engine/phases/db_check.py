@@ -6,9 +6,9 @@ from todobox_deploy.config import MigrationConfig
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.core.streams import OutputSink
 from todobox_deploy.db.schema import SchemaFacts, inspect_schema, quote_ident
-from todobox_deploy.engine.flask_cli import flask_command, parse_history_heads, parse_history_revisions
-from todobox_deploy.engine.phases.common import keep_stdout
+from todobox_deploy.engine.flask_cli import parse_history_heads, parse_history_revisions
 from todobox_deploy.engine.phases.spec import PhaseCall
+from todobox_deploy.engine.revisions import graph_in_work_tree, history_lines
 
 
 def _show(sink: OutputSink, title: str, lines: list[str]) -> None:
@@ -17,7 +17,7 @@ def _show(sink: OutputSink, title: str, lines: list[str]) -> None:
 
 
 def db_check(call: PhaseCall) -> PhaseOutcome:
-    """DESCRIBE the table, check the column and index, read alembic_version, run flask db history."""
+    """DESCRIBE the table, check the column and index, read alembic_version and the migration history."""
     session, sink, cancel = call.session, call.sink, call.cancel
     cfg = session.config
     mig, db = cfg.migration, cfg.database
@@ -42,23 +42,26 @@ def db_check(call: PhaseCall) -> PhaseOutcome:
     else:
         sink("stderr", ["alembic_version table is missing: the database is not under Flask-Migrate"])
     if cancel.is_set():
-        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled before flask db history")
+        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled before reading the migration history")
 
-    history: list[str] = []
-    sink("info", ["$ flask db history"])
-    status = session.run(
-        flask_command(cfg.app, ["db", "history"]),
-        keep_stdout(sink, history),
-        cancel=cancel,
-        display="flask db history",
-    )
+    sink("info", ["$ the migration history in the work tree (read from the files; the app is not imported)"])
+    try:
+        graph, _ = graph_in_work_tree(session, cfg.migration.migrations_dir)
+        history = history_lines(graph)
+        status = 1 if graph.problems else 0
+        sink("stdout", history)
+        if graph.problems:
+            sink("stderr", list(graph.problems))
+    except FileNotFoundError as exc:
+        sink("stderr", [str(exc)])
+        history, status = [], 1
     if facts.alembic_version is not None:
         call.establish(db_revision_before=facts.alembic_version)
     return conclude(session.config.migration, facts, status, history)
 
 
 def conclude(mig: MigrationConfig, facts: SchemaFacts, status: int, history: list[str]) -> PhaseOutcome:
-    """What the schema evidence and ``flask db history`` (exit ``status``) say about the migration."""
+    """What the schema evidence and the migration history (``status`` 0: a valid graph) say."""
     heads = parse_history_heads(history)
     revisions = parse_history_revisions(history)
     index_ok = facts.unique_index_present(mig.index)
@@ -73,7 +76,7 @@ def conclude(mig: MigrationConfig, facts: SchemaFacts, status: int, history: lis
     problems: list[str] = []
     warnings: list[str] = []
     if status != 0:
-        problems.append(f"flask db history exited with status {status}")
+        problems.append("the migration files do not form a valid revision graph (see above)")
     if not facts.table_exists:
         problems.append(f"table {mig.table} does not exist in {facts.database}")
     if len(facts.alembic_versions) > 1:
@@ -84,7 +87,8 @@ def conclude(mig: MigrationConfig, facts: SchemaFacts, status: int, history: lis
         problems.append(f"the migration history has multiple heads: {', '.join(heads)}")
     if status == 0 and mig.expected_head not in revisions:
         warnings.append(
-            f"migration {mig.expected_head} is not in flask db history: deploy the new code first (step 2)"
+            f"migration {mig.expected_head} is not in the migration history: "
+            "deploy the new code first (step 2)"
         )
     current = facts.alembic_version
     if current and status == 0 and revisions and current not in revisions:

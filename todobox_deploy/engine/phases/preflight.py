@@ -9,7 +9,6 @@ migration changes (so that a rollback can be compared with it).
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 from collections.abc import Callable
 
@@ -21,31 +20,8 @@ from todobox_deploy.engine.alembic_graph import RevisionGraph
 from todobox_deploy.engine.dbstate import LiveSchema, Verdict, classify
 from todobox_deploy.engine.flask_cli import app_command
 from todobox_deploy.engine.phases.spec import PhaseCall
+from todobox_deploy.engine.revisions import graph_at_commit, history_lines
 from todobox_deploy.engine.session import DeploySession
-
-
-def read_commit_files(session: DeploySession, commit: str, paths: list[str]) -> dict[str, str]:
-    """The exact contents of ``paths`` at ``commit`` on the host, in one ``git cat-file --batch``."""
-    app = session.config.app
-    if not paths:
-        return {}
-    request = "".join(f"{commit}:{p}\n" for p in paths).encode()
-    result = session.capture(
-        app_command(app, ["git", "cat-file", "--batch"]), stdin=request, display="git cat-file --batch"
-    )
-    data = result.stdout.encode("utf-8")
-    files: dict[str, str] = {}
-    pos = 0
-    for path in paths:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].split()
-        pos = end + 1
-        if len(header) < 3 or header[1] != b"blob":
-            continue  # "missing": reported by the caller as an absent file
-        size = int(header[2])
-        files[path] = data[pos : pos + size].decode("utf-8", "replace")
-        pos += size + 1
-    return files
 
 
 class _Checks:
@@ -142,26 +118,16 @@ def _check_work_tree(
 def _graph_at(
     session: DeploySession, target: str, migrations_dir: str, checks: _Checks
 ) -> RevisionGraph | None:
-    versions = posixpath.join(migrations_dir, "versions")
-    res = session.capture(
-        app_command(session.config.app, ["git", "ls-tree", "--name-only", f"{target}:{versions}"]),
-        display=f"git ls-tree {target[:12]}:{versions}",
-    )
-    if res.exit_status != 0:
-        checks.problem(f"cannot list {versions} in {target[:12]}: {res.stderr.strip()}")
+    try:
+        graph, versions = graph_at_commit(session, target, migrations_dir)
+    except FileNotFoundError as exc:
+        checks.problem(str(exc))
         return None
-    names = [n for n in res.stdout.splitlines() if n.endswith(".py")]
-    files = read_commit_files(session, target, [posixpath.join(versions, n) for n in names])
-    graph = RevisionGraph.from_files(files)
     checks.fact("revisions", f"{len(graph.revisions)} in {versions} (read from the files, app not imported)")
     checks.fact("heads", ", ".join(graph.heads()) or "(none)")
     for problem in graph.problems:
         checks.problem(problem)
-    heads = graph.heads()
-    chain = graph.path(None, heads[0]) or [] if len(heads) == 1 else list(graph.revisions.values())
-    checks.sink(
-        "stdout", [f"{r.revision} <- {', '.join(r.down_revisions) or '<base>'}  {r.path}" for r in chain]
-    )
+    checks.sink("stdout", history_lines(graph))
     return graph
 
 

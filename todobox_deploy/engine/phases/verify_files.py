@@ -1,4 +1,8 @@
-"""Checklist step 3, "Verify Migration Files": the new migration is on the host, and there is one head."""
+"""Checklist step 3, "Verify Migration Files": the new migration is on the host, and there is one head.
+
+The heads come from the migration files in the work tree (their ``revision`` /
+``down_revision``), never from ``flask db heads``: that imports the app, which dies on a drifted schema.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ import re
 
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flask_cli import app_command
-from todobox_deploy.engine.phases.common import keep_stdout
 from todobox_deploy.engine.phases.spec import PhaseCall
+from todobox_deploy.engine.revisions import graph_in_work_tree, history_lines
 
 _REVISION = re.compile(r"^([0-9a-f]{6,40})\b")
 
@@ -19,10 +23,10 @@ def parse_heads(lines: list[str]) -> list[str]:
 
 
 def verify_files(call: PhaseCall) -> PhaseOutcome:
-    """List migrations/versions, check the expected file, and ask Alembic for its heads (read-only)."""
+    """List migrations/versions, check the expected file, and read the graph's heads (read-only)."""
     session, sink, cancel = call.session, call.sink, call.cancel
     app, mig = session.config.app, session.config.migration
-    versions = posixpath.dirname(mig.migration_file) if mig.migration_file else "migrations/versions"
+    versions = posixpath.join(mig.migrations_dir, "versions")
     sink("info", [f"$ cd {app.path} && ls -la {versions}/"])
     listing_rc = session.run(
         app_command(app, ["ls", "-la", "--", versions]), sink, cancel=cancel, display=f"ls -la {versions}"
@@ -39,19 +43,24 @@ def verify_files(call: PhaseCall) -> PhaseOutcome:
         if not file_present:
             problems.append(f"{mig.migration_file} is missing: deploy the new code first (step 2)")
     if cancel.is_set():
-        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled before flask db heads")
+        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled before reading the revision graph")
 
-    out: list[str] = []
-    sink("info", ["$ flask db heads"])
-    heads_cmd = app_command(app, ["flask", "db", "heads"])
-    heads_rc = session.run(heads_cmd, keep_stdout(sink, out), cancel=cancel, display="flask db heads")
-    heads = parse_heads(out)
-    if heads_rc != 0:
-        problems.append(f"flask db heads exited with status {heads_rc}")
-    elif len(heads) > 1:
-        problems.append(f"multiple heads: {', '.join(heads)}; merge them (flask db merge) before deploying")
-    elif heads != [mig.expected_head]:
-        problems.append(f"the head is {heads[0] if heads else '(none)'}, expected {mig.expected_head}")
+    sink("info", [f"$ the revision graph of {versions} in the work tree (the app is not imported)"])
+    heads: list[str] = []
+    try:
+        graph, _ = graph_in_work_tree(session, mig.migrations_dir)
+    except FileNotFoundError as exc:
+        problems.append(str(exc))
+    else:
+        sink("stdout", history_lines(graph))
+        heads = graph.heads()
+        problems += graph.problems
+        if len(heads) > 1:
+            problems.append(
+                f"multiple heads: {', '.join(heads)}; merge them (flask db merge) before deploying"
+            )
+        elif heads != [mig.expected_head]:
+            problems.append(f"the head is {heads[0] if heads else '(none)'}, expected {mig.expected_head}")
     file_state = {True: "present", False: "MISSING", None: "(not configured)"}[file_present]
     facts = (
         ("migration file", file_state),
