@@ -281,6 +281,8 @@ def _check_types(name: str, obj: Any) -> None:
         raise ConfigError("[backup] compression must be 'gzip' or 'none'")
     if name == "backup" and obj.keep < 1:
         raise ConfigError(f"[backup] keep must be at least 1, got {obj.keep}")
+    if name == "notify" and obj.webhook_url and not obj.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError("[notify] webhook_url must be an http:// or https:// URL")
     if name == "migration" and obj.mode not in ("auto", "app", "standalone"):
         raise ConfigError("[migration] mode must be one of auto, app, standalone")
     if name == "migration" and obj.lock_wait_timeout < 1:

@@ -38,6 +38,7 @@ def run_local(
     env: Mapping[str, str] | None = None,
     cancel: threading.Event | None = None,
     secrets: Secrets | None = None,
+    stdin: str | None = None,
 ) -> int:
     """Run a local command (no shell), streaming line batches to ``sink``; return its exit status.
 
@@ -56,6 +57,7 @@ def run_local(
         return 127
     proc = cmd(
         *argv[1:],
+        _in=stdin,
         _out=_Writer(batcher, "stdout"),  # a file-like target gets raw bytes (no per-chunk decoding)
         _err=_Writer(batcher, "stderr"),
         _bg=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from datetime import UTC, datetime
@@ -60,16 +61,52 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
     return PhaseOutcome(PhaseStatus.OK, f"{app.service_name} stopped at {stopped_at}", tuple(facts))
 
 
+def _log_sizes(session: DeploySession, logs: tuple[str, ...]) -> dict[str, int]:
+    """Each log file's size now (0 when absent), so that only what the new start writes is shown."""
+    sizes: dict[str, int] = {}
+    for log in logs:
+        res = session.capture(["stat", "-c", "%s", "--", log], display=f"stat {log}")
+        text = res.stdout.strip()
+        sizes[log] = int(text) if res.exit_status == 0 and text.isdigit() else 0
+    return sizes
+
+
+def _log_since(
+    session: DeploySession, sizes: dict[str, int], sink: OutputSink, cancel: threading.Event
+) -> None:
+    for log, offset in sizes.items():
+        sink("info", [f"$ {log}: the lines written since this start (last 40)"])
+        script = f"tail -c +{offset + 1} -- {shlex.quote(log)} | tail -n 40"
+        session.run(script, sink, cancel=cancel, display=f"tail {log} since the start")
+
+
+def _downtime(ctx_down: str | None, up: str) -> str | None:
+    if not ctx_down:
+        return None
+    seconds = (datetime.fromisoformat(up) - datetime.fromisoformat(ctx_down)).total_seconds()
+    return f"{seconds:.0f} s (stopped {ctx_down}, healthy {up})"
+
+
 def start_app(call: PhaseCall) -> PhaseOutcome:
-    """Start the service, wait for the health URL, then exercise the check URL and show the log's tail."""
+    """Start the service, wait for the health URL, then exercise the check URL and show the new log lines.
+
+    When the new code does not come up, the evidence is the process manager's state and what the start
+    wrote to the logs, and the summary says how to roll back."""
     session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
+    sizes = _log_sizes(session, app.log_files)
     rc = _control(session, "start", sink, cancel)
-    if rc != 0:
-        return PhaseOutcome(
-            PhaseStatus.FAILED, f"the start command for {app.service_name} exited with status {rc}"
-        )
     facts: list[tuple[str, str]] = [("started at", utc_now())]
+    rollback = f"todobox-deploy rollback --config {session.config.source}" if session.config.source else ""
+    if rc != 0:
+        _control(session, "status", sink, cancel)
+        _log_since(session, sizes, sink, cancel)
+        return PhaseOutcome(
+            PhaseStatus.FAILED,
+            f"the start command for {app.service_name} exited with status {rc}; see the process manager's "
+            f"state and the new log lines above" + (f"; to roll back: {rollback}" if rollback else ""),
+            tuple(facts),
+        )
     status: int | None = None
     if app.health_url:
         deadline = time.monotonic() + START_TIMEOUT
@@ -77,25 +114,31 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
             status = _probe(session, app.health_url, sink)
             if status == 200 or time.monotonic() > deadline:
                 break
-            time.sleep(1)
+            cancel.wait(0.5)
         facts.append(("health", str(status) if status is not None else "down"))
         if cancel.is_set():
             return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled while waiting for the app", tuple(facts))
         if status == 200:
-            call.establish(app_up_at=utc_now())
+            up = utc_now()
+            call.establish(app_up_at=up)
+            downtime = _downtime(call.context.app_down_at, up)
+            if downtime:
+                facts.append(("downtime", downtime))
         else:
+            _control(session, "status", sink, cancel)
+            _log_since(session, sizes, sink, cancel)
             last = status or "down"
             return PhaseOutcome(
                 PhaseStatus.FAILED,
-                f"{app.health_url} did not answer 200 within {START_TIMEOUT:.0f} s (last: {last})",
+                f"{app.health_url} did not answer 200 within {START_TIMEOUT:.0f} s (last: {last}); "
+                "the process manager's state and the new log lines are above"
+                + (f"; to roll back: {rollback}" if rollback else ""),
                 tuple(facts),
             )
     check = _probe(session, app.check_url, sink) if app.check_url else None
     if app.check_url:
         facts.append(("check", str(check) if check is not None else "down"))
-    for log in app.log_files[:1]:
-        sink("info", [f"$ tail -n 20 {log}"])
-        session.run(["tail", "-n", "20", "--", log], sink, cancel=cancel)
+    _log_since(session, sizes, sink, cancel)
     if app.check_url and check != 200:
         return PhaseOutcome(
             PhaseStatus.WARNING,
