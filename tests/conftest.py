@@ -5,11 +5,17 @@ Tests that use them are marked ``@pytest.mark.integration``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from todobox_deploy.sandbox.manager import SandboxInfo, sandbox_down, sandbox_restore, sandbox_up
+from todobox_deploy.sandbox.manager import (
+    SandboxInfo,
+    sandbox_down,
+    sandbox_restore,
+    sandbox_status,
+    sandbox_up,
+)
 from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
 
@@ -57,3 +63,21 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
 def sandbox_reset(sandbox: SandboxInfo) -> SandboxInfo:
     """The session sandbox, put back in the bug state first (tables + users, git checkout, app running)."""
     return sandbox_restore(sandbox.directory)
+
+
+@pytest.fixture
+def sandbox_state(sandbox: SandboxInfo) -> Iterator[Callable[[str], SandboxInfo]]:
+    """Switch the session sandbox into a named state: ``sandbox_state("half-applied")`` (names in
+    ``todobox_deploy.sandbox.states``). Afterwards the bug state is restored if this switched it, or if
+    the sandbox is left in another state (e.g. by ``sandbox up --state`` in the test)."""
+    switched = False
+
+    def switch(state: str) -> SandboxInfo:
+        nonlocal switched
+        switched = True
+        return sandbox_restore(sandbox.directory, state=state)
+
+    yield switch
+    status = sandbox_status(sandbox.directory)
+    if switched or status is None or status.state != "bug":
+        sandbox_restore(sandbox.directory)

@@ -28,16 +28,18 @@ def cli_env(state_home: Path) -> dict[str, str]:
 
 
 def private_config(config: Path, directory: Path) -> Path:
-    """A copy of a deploy config whose host lock lives in ``directory/runs`` on the host.
+    """A copy of a deploy config whose host lock and detached runs live in ``directory/runs`` on the host.
 
-    The lock file is per host user (``~/.cache/todobox-deploy/runs``), and every sandbox on this machine
-    is the same host user: without this, deploys of other test sessions would lock our sandbox out.
+    Tests share one sandbox; a test that kills a run leaves its lock behind: each test gets its own.
     """
     text = config.read_text()
-    assert "\n[target]\n" in text and "run_root" not in text, "unexpected deploy config layout"
-    runs = directory / "runs"
+    runs = f"run_root = {json.dumps(str(directory / 'runs'))}"
+    text, n = re.subn(r"(?m)^run_root = .*$", runs, text)
+    if n == 0:
+        assert "\n[target]\n" in text, "unexpected deploy config layout"
+        text = text.replace("\n[target]\n", f"\n[target]\n{runs}\n", 1)
     copy = directory / "deploy.toml"
-    copy.write_text(text.replace("\n[target]\n", f"\n[target]\nrun_root = {json.dumps(str(runs))}\n", 1))
+    copy.write_text(text)
     return copy
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import private_config
 
 from todobox_deploy.journal.verify import verify_journal
 from todobox_deploy.sandbox.http import http_status
@@ -76,19 +77,8 @@ def sessions(state_home: Path) -> list[Path]:
 
 
 def isolated_config(sandbox: SandboxInfo, directory: Path) -> Path:
-    """The sandbox's deploy config with the host lock and detached runs under ``directory``.
-
-    The sandbox config leaves ``run_root`` unset, so the deploy lock lives in the shared
-    ``~/.cache/todobox-deploy/runs``: another test run using its own sandbox at the same time would
-    hold the same lock and this test would be refused (exit 4).
-    """
-    text = sandbox.config.read_text()
-    assert "\n[target]\n" in text and "run_root" not in text
-    runs = directory / "runs"
-    text = text.replace("\n[target]\n", f"\n[target]\nrun_root = {json.dumps(str(runs))}\n", 1)
-    path = directory / "deploy.toml"
-    path.write_text(text)
-    return path
+    """The sandbox's deploy config with the host lock and detached runs under ``directory``."""
+    return private_config(sandbox.config, directory)
 
 
 def cli_env(state_home: Path, **extra: str) -> dict[str, str]:

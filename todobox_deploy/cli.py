@@ -44,8 +44,11 @@ def run_deploy(
     take_over_lock: bool = False,
     console: Console | None = None,
     state_root: Path | None = None,
+    rollback: bool = False,
 ) -> int:
-    """Connect (verifying the host key), open the session (journal, lock, resume), run a front end."""
+    """Connect (verifying the host key), open the session (journal, lock, resume), run a front end.
+
+    With ``rollback``, the session is a rollback of the newest deploy session for this host and config."""
     from todobox_deploy.engine.credentials import CredentialsError
     from todobox_deploy.engine.launch import open_flow
     from todobox_deploy.engine.lock import HostLocked
@@ -92,9 +95,19 @@ def run_deploy(
         return console.ask("Resume from there?") if plain or yes else _ask_terminal("Resume from there?")
 
     try:
-        flow = open_flow(
-            session, operator=operator, root=state_root, take_over=take_over, offer_resume=offer_resume
-        )
+        if rollback:
+            from todobox_deploy.engine.rollback_launch import NoDeploySession, open_rollback_flow
+
+            try:
+                flow = open_rollback_flow(session, operator=operator, root=state_root, take_over=take_over)
+            except NoDeploySession as exc:
+                _err(str(exc))
+                session.close()
+                return exits.USAGE
+        else:
+            flow = open_flow(
+                session, operator=operator, root=state_root, take_over=take_over, offer_resume=offer_resume
+            )
     except HostLocked as locked:
         _err(f"{locked}; nothing was run (pass --take-over-lock if that deploy is gone)")
         session.close()
@@ -133,7 +146,7 @@ def _front_end(flow: DeployFlow, *, plain: bool, console: Console) -> int:
     return exits.NEEDS_PERSON if code is None else code
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace, *, rollback: bool = False) -> int:
     if args.yes and not args.plain:
         _err("--yes needs --plain (the TUI always asks a person)")
         return exits.USAGE
@@ -143,8 +156,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _err(str(exc))
         return exits.USAGE
     return run_deploy(
-        config, operator=args.operator, plain=args.plain, yes=args.yes, take_over_lock=args.take_over_lock
+        config,
+        operator=args.operator,
+        plain=args.plain,
+        yes=args.yes,
+        take_over_lock=args.take_over_lock,
+        rollback=rollback,
     )
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    return _cmd_run(args, rollback=True)
 
 
 def _cmd_journal_verify(args: argparse.Namespace) -> int:
@@ -177,7 +199,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from todobox_deploy.sandbox.manager import sandbox_up
 
-    info = sandbox_up(args.dir, users=args.users, reset=args.reset)
+    info = sandbox_up(args.dir, users=args.users, reset=args.reset, state=args.state)
     print(f"sandbox ready in {info.dir} (config {info.config})")
     code = run_deploy(load_config(info.config), operator=args.operator)
     print(f"the sandbox keeps running; stop it with: todobox-deploy sandbox down --dir {info.dir}")
@@ -206,26 +228,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser(
-        "run",
-        help="run the deploy on a deploy config (the wizard, or --plain line output)",
-        epilog=exits.HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument("--config", required=True, type=Path, help="the deploy config (TOML)")
-    run.add_argument("--operator", default=getpass.getuser(), help="who is deploying (default: $USER)")
-    run.add_argument("--plain", action="store_true", help="line output and [y/N] prompts on stdin, no TUI")
-    run.add_argument(
-        "--yes",
-        action="store_true",
-        help="with --plain: answer every gate yes (manual items are confirmed as unattended)",
-    )
-    run.add_argument(
-        "--take-over-lock",
-        action="store_true",
-        help="take the host's deploy lock over from a deploy that is gone (asks you to type it)",
-    )
-    run.set_defaults(handler=_cmd_run)
+    for name, handler, what in (
+        ("run", _cmd_run, "run the deploy on a deploy config (the wizard, or --plain line output)"),
+        (
+            "rollback",
+            _cmd_rollback,
+            "undo the newest deploy of this host: downgrade or restore (whichever fits the state found), "
+            "the previous commit, the app started and verified",
+        ),
+    ):
+        run = sub.add_parser(
+            name, help=what, epilog=exits.HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        run.add_argument("--config", required=True, type=Path, help="the deploy config (TOML)")
+        run.add_argument("--operator", default=getpass.getuser(), help="who is deploying (default: $USER)")
+        run.add_argument(
+            "--plain", action="store_true", help="line output and [y/N] prompts on stdin, no TUI"
+        )
+        run.add_argument(
+            "--yes",
+            action="store_true",
+            help="with --plain: answer every gate yes (manual items are confirmed as unattended)",
+        )
+        run.add_argument(
+            "--take-over-lock",
+            action="store_true",
+            help="take the host's deploy lock over from a deploy that is gone (asks you to type it)",
+        )
+        run.set_defaults(handler=handler)
 
     journal = sub.add_parser("journal", help="check a session journal")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
@@ -244,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, default=None, help="sandbox directory")
     demo.add_argument("--users", type=int, default=200_000, help="seeded users (default 200000)")
     demo.add_argument("--reset", action="store_true", help="rebuild the sandbox's broken state first")
+    demo.add_argument(
+        "--state", default=None, help="the sandbox state to start from (see `sandbox up --help`)"
+    )
     demo.add_argument("--operator", default=getpass.getuser())
     demo.set_defaults(handler=_cmd_demo)
 

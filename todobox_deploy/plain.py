@@ -230,5 +230,6 @@ class PlainRun:
             )
         say(*table(rows))
         code = flow.exit_code()
-        say("", "deploy complete" if code == exits.OK else "deploy not complete: items above need a person")
+        what = "rollback" if flow.checklist.id == "rollback" else "deploy"
+        say("", f"{what} complete" if code == exits.OK else f"{what} not complete: items above need a person")
         return code

@@ -103,6 +103,9 @@ def test_duplicate_ids_are_rejected() -> None:
 
 EXPECTED_PHASES = {
     "predeploy.backup": "backup",
+    "predeploy.preflight": "preflight",
+    "predeploy.staging_test": "rehearsal",
+    "predeploy.notify_team": "notify",
     "deploy.stop": "stop_app",
     "deploy.code": "deploy_code",
     "deploy.verify_files": "verify_files",
@@ -128,8 +131,6 @@ def test_automated_phases_in_order() -> None:
     [
         "predeploy.read_summary",
         "predeploy.read_analysis",
-        "predeploy.staging_test",
-        "predeploy.notify_team",
         "deploy.post_verify.login",
         "postdeploy.login",
         "postdeploy.team_notified",

@@ -104,11 +104,21 @@ def _predeploy() -> ChecklistNode:
             "process manager loads, the database's state against what its revisions claim, open "
             "transactions that would block the ALTER, and the migrated table's checksum.",
         ),
-        _manual(
+        _phase(
             "predeploy.staging_test",
             "Test migrations on a development/staging copy of production database",
+            "rehearsal",
+            "Restores the verified backup into a scratch schema on the same server, checks its checksum "
+            "against production, runs the migration there by the path the real run takes (the app is not "
+            "imported), records what it did, and drops the scratch schema.",
         ),
-        _manual("predeploy.notify_team", "Notify team about scheduled deployment"),
+        _phase(
+            "predeploy.notify_team",
+            "Notify team about scheduled deployment",
+            "notify",
+            "Shows the message, then sends it to `[notify] command` (on your machine, message on stdin) or "
+            "`[notify] webhook_url`. Without either, notify the team yourself and confirm.",
+        ),
     )
 
 

@@ -33,6 +33,7 @@ class DeployContext:
     db_revision_before: str | None = None  # alembic_version before the migration
     db_revision_after: str | None = None
     backup: BackupRecord | None = None
+    backup_run: str | None = None  # detached run id of a dump the backup phase has not concluded yet
     app_down_at: str | None = None  # UTC ISO time the app was stopped (downtime clock)
     app_up_at: str | None = None  # UTC ISO time the app answered healthy again
     migration_run: str | None = None  # the detached run id of the migration on the host
@@ -42,6 +43,7 @@ class DeployContext:
     migration_additive: bool | None = None  # the rehearsal saw only ADD COLUMN / CREATE INDEX
     rehearsal_seconds: float | None = None
     checksum_before: str | None = None  # CHECKSUM TABLE of the migrated table before the deploy
+    rollback_plan: tuple[tuple[str, str], ...] | None = None  # a rollback session's plan and findings
 
     def is_set(self, name: str) -> bool:
         return getattr(self, name) is not None
@@ -57,8 +59,9 @@ class DeployContext:
             raw = dict(values["backup"])
             raw["tables"] = tuple(raw.get("tables", ()))
             values["backup"] = BackupRecord(**raw)
-        if isinstance(values.get("migration_plan"), list):
-            values["migration_plan"] = tuple(tuple(step) for step in values["migration_plan"])
+        for name in ("migration_plan", "rollback_plan"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(tuple(step) for step in values[name])
         return cls(**values)
 
     def changes_from(self, before: DeployContext) -> dict[str, Any]:

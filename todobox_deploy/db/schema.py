@@ -154,3 +154,49 @@ def inspect_schema(conn: Connection, database: str, table: str, column: str) -> 
         alembic_table_exists=bool(alembic.rows),
         alembic_versions=versions,
     )
+
+
+# -- read-only helpers for the post-migration verification ----------------------------------------
+
+
+def sql_literal(value: str) -> str:
+    """A string as a quoted SQL literal, for showing a query the way it ran (never for building one)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def visible_tables(conn: Connection, database: str) -> tuple[str, ...]:
+    """SHOW TABLES FROM the database: what this user can see (tables it holds no privilege on are hidden)."""
+    return tuple(r[0] for r in query(conn, f"SHOW TABLES FROM {quote_ident(database)}").rows)
+
+
+def current_grants(conn: Connection) -> tuple[str, ...]:
+    """SHOW GRANTS for the connected account, one GRANT statement per entry."""
+    return tuple(r[0] for r in query(conn, "SHOW GRANTS").rows)
+
+
+def column_type_rows(conn: Connection, database: str, table: str, column: str) -> Rows:
+    """INFORMATION_SCHEMA.COLUMNS for one column: name, COLUMN_TYPE, nullability, key."""
+    return query(
+        conn,
+        "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY FROM information_schema.COLUMNS"
+        " WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s AND COLUMN_NAME=%s",
+        (database, table, column),
+    )
+
+
+def show_columns(conn: Connection, table: str, column: str) -> Rows:
+    """``SHOW COLUMNS FROM `table` WHERE Field = 'column'`` in the connection's database."""
+    return query(conn, f"SHOW COLUMNS FROM {quote_ident(table)} WHERE Field = %s", (column,))
+
+
+def show_index(conn: Connection, table: str, *, column: str | None = None, key: str | None = None) -> Rows:
+    """``SHOW INDEX FROM `table` WHERE Column_name = ...`` (or ``Key_name = ...``) in the connection's DB."""
+    if (column is None) == (key is None):
+        raise ValueError("show_index needs exactly one of column= or key=")
+    field, value = ("Column_name", column) if column is not None else ("Key_name", key)
+    return query(conn, f"SHOW INDEX FROM {quote_ident(table)} WHERE {field} = %s", (value,))
+
+
+def alembic_version_rows(conn: Connection) -> tuple[str, ...]:
+    """Every ``version_num`` in the connection database's ``alembic_version`` table."""
+    return tuple(r[0] for r in query(conn, "SELECT version_num FROM `alembic_version`").rows)

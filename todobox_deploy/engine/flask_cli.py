@@ -18,7 +18,7 @@ from todobox_deploy.core.envfile import parse_env_file
 
 # Runs on the target: the env-file parser is this project's own, shipped as source so there is one copy.
 _BOOTSTRAP = (
-    "from __future__ import annotations\nimport os, sys\n"
+    "from __future__ import annotations\nimport os, re, sys\n"
     + inspect.getsource(parse_env_file)
     + """
 env_file, flask_app = sys.argv[1], sys.argv[2]
@@ -28,10 +28,9 @@ if env_file:
 if flask_app:
     os.environ["FLASK_APP"] = flask_app
 sys.argv = ["flask", *sys.argv[4:]]
-from flask.cli import main
-main()
 """
 )
+_MAIN = "from flask.cli import main\nmain()\n"
 
 
 def app_python(app: AppConfig) -> str:
@@ -41,23 +40,30 @@ def app_python(app: AppConfig) -> str:
     return app.python
 
 
-def flask_command(app: AppConfig, args: Sequence[str]) -> str:
-    """Shell text for ``cd APP && flask ARGS`` with the app's env file loaded, unbuffered, nothing secret."""
+def flask_argv(app: AppConfig, args: Sequence[str], *, prelude: str = "") -> list[str]:
+    """The argv that runs ``flask ARGS`` with the app's env file loaded (run it in the app's directory).
+
+    ``prelude`` is Python run in the same interpreter just before Flask's CLI (and so before the app is
+    imported): e.g. a guard on every database session the migration opens."""
     for arg in args:
         if "\n" in arg or "\x00" in arg:
             raise ValueError(f"flask argument must not contain a newline or NUL: {arg!r}")
-    argv = [
+    return [
         "env",
         "PYTHONUNBUFFERED=1",
         app_python(app),
         "-c",
-        _BOOTSTRAP,
+        _BOOTSTRAP + prelude + _MAIN,
         app.env_file or "",
         app.flask_app or "",
         "--",
         *args,
     ]
-    return f"cd -- {shlex.quote(app.path)} && exec {shlex.join(argv)}"
+
+
+def flask_command(app: AppConfig, args: Sequence[str], *, prelude: str = "") -> str:
+    """Shell text for ``cd APP && flask ARGS`` with the app's env file loaded, unbuffered, nothing secret."""
+    return f"cd -- {shlex.quote(app.path)} && exec {shlex.join(flask_argv(app, args, prelude=prelude))}"
 
 
 def _history_entries(lines: Sequence[str]) -> list[tuple[str, bool]]:

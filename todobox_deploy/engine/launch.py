@@ -89,7 +89,7 @@ def open_flow(
         session.connection, LockOwner.here(operator, directory.name), heartbeat_interval=heartbeat_interval
     )
     try:
-        previous_owner = _acquire(lock, take_over)
+        previous_owner = acquire_lock(lock, take_over)
     except HostLocked as locked:
         journal.record("lock_refused", holder=str(locked))
         journal.record("session_ended", exit_code=4, reason=str(locked))
@@ -116,7 +116,7 @@ def open_flow(
     return flow
 
 
-def _acquire(lock: HostLock, take_over: TakeOver | None) -> LockOwner | None:
+def acquire_lock(lock: HostLock, take_over: TakeOver | None) -> LockOwner | None:
     try:
         return lock.acquire()
     except HostLocked as locked:
@@ -127,7 +127,7 @@ def _acquire(lock: HostLock, take_over: TakeOver | None) -> LockOwner | None:
 
 def resumable(session: DeploySession, previous: JournalState) -> Resumable:
     """Re-probe the host and plan a resume of ``previous``."""
-    host = probe_host(session)
+    host = probe_host(session, previous.context)
     changing = [p.id for p in PHASES.values() if p.changes_host]
     plan = plan_resume(previous, host, CHECKLIST.phases(), changing, session.config.migration.expected_head)
     return Resumable(previous, plan)

@@ -151,6 +151,8 @@ def find_unfinished(sessions_root: Path, host: str, config: str) -> JournalState
         head = entries[0]
         if head.get("host") != host or str(head.get("config") or "") != config:
             continue
+        if head.get("kind") == "rollback":  # a rollback session is not a deploy to resume
+            continue
         if any(e.get("event") == "lock_refused" for e in entries):  # locked out: it ran nothing
             continue
         state = read_journal_state(path, entries)
@@ -170,10 +172,12 @@ class HostState:
     upstream: str | None  # the fetched remote branch's commit
     db_revision: str | None
     notes: tuple[str, ...] = ()
+    backup_size: int | None = None  # the size of the journaled backup file on the host (None: absent/unknown)
 
 
-def probe_host(session: DeploySession) -> HostState:
-    """Ask the host, read-only: is the app answering, which commit is checked out, which DB revision."""
+def probe_host(session: DeploySession, context: DeployContext | None = None) -> HostState:
+    """Ask the host, read-only: is the app answering, which commit is checked out, which DB revision,
+    and (given a context with a backup) whether that backup file is still there at its size."""
     from todobox_deploy.engine.flask_cli import app_command
     from todobox_deploy.engine.service import parse_probe, probe_command, service_command
 
@@ -223,7 +227,12 @@ def probe_host(session: DeploySession) -> HostState:
             conn.close()
     except Exception as exc:
         notes.append(f"database revision: cannot verify: {exc}")
-    return HostState(app_up, head, upstream, revision, tuple(notes))
+    backup_size: int | None = None
+    if context is not None and context.backup is not None:
+        res = session.capture(["stat", "-c", "%s", "--", context.backup.path], record=False)
+        text = res.stdout.strip()
+        backup_size = int(text) if res.exit_status == 0 and text.isdigit() else None
+    return HostState(app_up, head, upstream, revision, tuple(notes), backup_size)
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -271,6 +280,10 @@ def _effect(phase: str, ctx: DeployContext, host: HostState, expected_head: str)
         if ctx.commit_before is not None and host.upstream is not None:
             return host.head == host.upstream and host.head != ctx.commit_before
         return None
+    if phase == "backup":
+        if ctx.backup is None or not ctx.backup.verified:
+            return False
+        return None if host.backup_size is None else host.backup_size == ctx.backup.size
     if phase == "migrate":
         return None if host.db_revision is None else host.db_revision == expected_head
     return None

@@ -7,6 +7,7 @@ seconds) for the journal.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import threading
@@ -15,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from todobox_deploy.config import DeployConfig
+from todobox_deploy.config import DatabaseConfig, DeployConfig
 from todobox_deploy.core.streams import OutputSink
-from todobox_deploy.engine.credentials import resolve_password
+from todobox_deploy.engine.credentials import CredentialsError, resolve_password
 
 if TYPE_CHECKING:  # paramiko and PyMySQL load lazily: start-up stays fast
     from todobox_deploy.remote.connection import CommandResult, SshConnection
@@ -65,11 +66,17 @@ class DeploySession:
         self._prompt = prompt_password
         self._environ = os.environ if environ is None else environ
         self._password: str | None = None
+        self._admin_password: str | None = None
         self._lock = threading.Lock()
         self.commands: list[CommandRecord] = []
         self.on_reconnect: Callable[[str], None] | None = None
         if connection is not None:
             self._watch(connection)
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The local environment password sources are read from (``password_env`` keys)."""
+        return self._environ
 
     def _watch(self, conn: SshConnection) -> None:
         conn.on_reconnect = self._reconnected
@@ -188,6 +195,37 @@ class DeploySession:
             self.secrets.add(password)
             self._password = password
         return self._password
+
+    def admin_database(self) -> DatabaseConfig | None:
+        """``[database]`` as the optional privileged account (``admin_user``), or None when not configured."""
+        db = self.config.database
+        if not db.admin_user:
+            return None
+        return dataclasses.replace(
+            db,
+            user=db.admin_user,
+            password_env=db.admin_password_env,
+            password_env_file_key=db.admin_password_env_file_key,
+            password_prompt=db.admin_password_prompt,
+        )
+
+    def admin_password(self) -> str:
+        """The privileged account's password from its sources (never a prompt during a phase), registered
+        for redaction. Raises CredentialsError naming what was tried."""
+        admin = self.admin_database()
+        if admin is None:
+            raise CredentialsError("no [database] admin_user is configured")
+        if self._admin_password is None:
+            password = resolve_password(
+                dataclasses.replace(admin, password_prompt=False),
+                self.config.app,
+                environ=self._environ,
+                read_remote_file=self.read_remote_file,
+                prompt=None,
+            )
+            self.secrets.add(password)
+            self._admin_password = password
+        return self._admin_password
 
     def open_db(self, *, read_timeout: float = 30) -> Any:
         """A PyMySQL connection to the app's database through the SSH connection (no local port)."""

@@ -52,7 +52,10 @@ FROM seq_1_to_{n}
 
 
 def create_database(server: ThrowawayMariaDB, password: str) -> None:
-    """Create the database and the app user (``todobox``@localhost and @127.0.0.1) with ``password``."""
+    """Create the database and the app user (``todobox``@localhost and @127.0.0.1) with ``password``.
+
+    As a DBA would for rehearsals, the app user may also create scratch copies named ``todobox_rehearsal_*``
+    (and nothing else outside its own schema)."""
     conn = server.admin_connect()
     try:
         with conn.cursor() as cur:
@@ -62,8 +65,14 @@ def create_database(server: ThrowawayMariaDB, password: str) -> None:
             for host in _APP_HOSTS:
                 cur.execute("CREATE OR REPLACE USER %s@%s IDENTIFIED BY %s", (DB_USER, host, password))
                 cur.execute(f"GRANT ALL PRIVILEGES ON `{DB_NAME}`.* TO %s@%s", (DB_USER, host))
+                pattern = REHEARSAL_GRANT.replace("%", "%%")  # a literal % in a parameterised query
+                cur.execute(f"GRANT ALL PRIVILEGES ON `{pattern}`.* TO %s@%s", (DB_USER, host))
     finally:
         conn.close()
+
+
+REHEARSAL_GRANT = DB_NAME.replace("_", "\\_") + "\\_rehearsal\\_%"
+"""The schema pattern the app user may create scratch copies in (the rehearsal's)."""
 
 
 def restore_bug_state(server: ThrowawayMariaDB, users: int) -> None:
@@ -82,6 +91,27 @@ def restore_bug_state(server: ThrowawayMariaDB, users: int) -> None:
             cur.execute("INSERT INTO `alembic_version` (version_num) VALUES (%s)", (BUG_REVISION,))
             if users > 0:
                 cur.execute(_SEED_USERS.format(n=int(users)))
+    finally:
+        conn.close()
+
+
+def apply_fix_ddl(server: ThrowawayMariaDB, column: bool, index: bool, revision: str = BUG_REVISION) -> None:
+    """On the bug-state tables, run the fix's DDL as far as asked and set ``alembic_version``.
+
+    ``column``: ``ALTER TABLE user ADD COLUMN api_token VARCHAR(64) NULL`` (appended, as the migration does);
+    ``index`` (needs ``column``): ``CREATE UNIQUE INDEX ix_user_api_token ON user (api_token)``.
+    """
+    if index and not column:
+        raise ValueError("the unique index needs the api_token column")
+    conn = server.admin_connect(DB_NAME)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 20")
+            if column:
+                cur.execute("ALTER TABLE `user` ADD COLUMN `api_token` VARCHAR(64) NULL")
+            if index:
+                cur.execute("CREATE UNIQUE INDEX `ix_user_api_token` ON `user` (`api_token`)")
+            cur.execute("UPDATE `alembic_version` SET version_num = %s", (revision,))
     finally:
         conn.close()
 

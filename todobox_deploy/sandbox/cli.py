@@ -19,6 +19,7 @@ from todobox_deploy.sandbox.manager import (
     sandbox_up,
 )
 from todobox_deploy.sandbox.procs import SandboxError
+from todobox_deploy.sandbox.states import DEFAULT_STATE, STATES
 
 
 def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,9 +33,15 @@ def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     up = actions.add_parser("up", help="start the sandbox (build the broken state on first use)")
     up.add_argument("--dir", type=Path, default=None, help=dir_help)
-    users_help = f"seeded users (default {DEFAULT_USERS})"
+    users_help = f"seeded users when building (first use, --reset; default {DEFAULT_USERS})"
     up.add_argument("--users", type=int, default=DEFAULT_USERS, help=users_help)
-    up.add_argument("--reset", action="store_true", help="rebuild the broken database and git state")
+    up.add_argument("--reset", action="store_true", help="rebuild the database and git state")
+    state_help = (
+        f"put the sandbox into this state (restoring tables, git and app even if it is in it already); "
+        f"default: {DEFAULT_STATE} for a new or reset sandbox, else keep the current state. "
+        + "; ".join(f"{s.name}: {s.summary}" for s in STATES.values())
+    )
+    up.add_argument("--state", choices=list(STATES), default=None, metavar="NAME", help=state_help)
     up.add_argument("--json", action="store_true", help="print the sandbox info as JSON")
 
     status = actions.add_parser("status", help="show the sandbox and which of its processes run")
@@ -58,6 +65,7 @@ def _describe(info: SandboxInfo) -> str:
     pids = ", ".join(f"{name} {pid or 'down'}" for name, pid in info.processes.items())
     return "\n".join(
         [
+            f"  state   {info.state}: {STATES[info.state].summary}",
             f"  ssh     {info.ssh_user}@{info.ssh_host}:{info.ssh_port}  key {info.identity_file}",
             f"          known_hosts {info.known_hosts}",
             f"  db      {info.db_user}@{info.db_host}:{info.db_port}/{info.db_name}  socket {info.db_socket}",
@@ -76,9 +84,9 @@ def _up(args: argparse.Namespace) -> int:
         return 2
     if not args.json:
         print("bringing the sandbox up ...", flush=True)
-    info = sandbox_up(args.dir, users=args.users, reset=args.reset)
+    info = sandbox_up(args.dir, users=args.users, reset=args.reset, state=args.state)
     if args.json:
-        print(json.dumps(info.to_json(), indent=2))
+        print(json.dumps({**info.to_json(), "state": info.state}, indent=2))
     else:
         print(f"sandbox up in {info.elapsed_s or 0:.1f} s: {info.directory}")
         print(_describe(info))
@@ -92,7 +100,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"no sandbox in {where}: run `todobox-deploy sandbox up`", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps({**info.to_json(), "processes": info.processes}, indent=2))
+        print(json.dumps({**info.to_json(), "state": info.state, "processes": info.processes}, indent=2))
     else:
         print(f"sandbox in {info.directory}: {'running' if info.running else 'NOT fully running'}")
         print(_describe(info))

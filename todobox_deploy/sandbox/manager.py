@@ -2,7 +2,8 @@
 
 Layout of the sandbox directory::
 
-    sandbox.json   state (ports, commits, seeded users)    deploy.toml   the generated deploy config
+    sandbox.json   state (ports, commits, seeded users, the named state: see ``states``)
+    deploy.toml    the generated deploy config
     ssh/           ThrowawaySshd (keys, known_hosts)         db/           ThrowawayMariaDB (datadir)
     git/todobox.git  bare origin (master = pre-fix + fix)    app/          deployed clone (+ .env, 0600)
     supervisor/    supervisord.conf, pid, socket             logs/app.log  gunicorn + Flask log
@@ -26,13 +27,14 @@ from typing import Any
 from todobox_deploy.core.envfile import EnvFileError, password_in_env_text
 from todobox_deploy.sandbox import appdb
 from todobox_deploy.sandbox.deploy_toml import DeployTomlValues, render_deploy_toml
-from todobox_deploy.sandbox.gitrepo import GitState, build_repos, reset_repos
+from todobox_deploy.sandbox.gitrepo import GitState, build_repos, lines_to_json, reset_repos
 from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 from todobox_deploy.sandbox.ports import free_port, port_is_free
 from todobox_deploy.sandbox.procs import SandboxError, cmdline, pid_alive, terminate, wait_gone
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
-from todobox_deploy.sandbox.supervisor import PROGRAM, Supervisor
+from todobox_deploy.sandbox.states import DEFAULT_STATE, STATES, SandboxState, state_named
+from todobox_deploy.sandbox.supervisor import Supervisor
 
 DEFAULT_USERS = 200_000
 _STATE = "sandbox.json"
@@ -48,7 +50,8 @@ def default_directory() -> Path:
 
 @dataclass
 class SandboxInfo:
-    """Where everything is; ``to_json()`` is the machine-readable form (``sandbox up --json``)."""
+    """Where everything is; ``to_json()`` is the machine-readable form (``sandbox up --json`` adds
+    ``state``)."""
 
     directory: Path
     config: Path
@@ -67,6 +70,7 @@ class SandboxInfo:
     processes: dict[str, int | None] = field(default_factory=dict)  # name -> pid (None: not running)
     app_dir: Path | None = None
     app_log: Path | None = None
+    state: str = DEFAULT_STATE  # the named state it was last put in (``states.STATES``)
 
     @property
     def dir(self) -> Path:
@@ -136,12 +140,27 @@ class _Sandbox:
         tmp.write_text(json.dumps(self.state, indent=2) + "\n")
         tmp.replace(self.state_path)
 
-    @property
-    def git_state(self) -> GitState | None:
+    def git_line(self, line: str) -> GitState | None:
+        """The commits of one code line (None for a sandbox built before the lines existed)."""
         git = self.state.get("git")
-        if not isinstance(git, dict):
+        lines = git.get("lines") if isinstance(git, dict) else None
+        commits = lines.get(line) if isinstance(lines, dict) else None
+        if not isinstance(commits, dict):
             return None
-        return GitState(self.origin, self.app_dir, git["prefix_commit"], git["fix_commit"])
+        return GitState(self.origin, self.app_dir, commits["prefix_commit"], commits["fix_commit"])
+
+    def build_git(self) -> None:
+        lines = build_repos(self.origin, self.app_dir)
+        base = lines["base"]
+        self.state["git"] = {
+            "prefix_commit": base.prefix_commit,
+            "fix_commit": base.fix_commit,
+            "lines": lines_to_json(lines),
+        }
+
+    @property
+    def named_state(self) -> SandboxState:
+        return STATES.get(str(self.state.get("state")), STATES[DEFAULT_STATE])
 
     @property
     def app_port(self) -> int:
@@ -169,6 +188,7 @@ class _Sandbox:
             processes=self.processes(),
             app_dir=self.app_dir,
             app_log=self.app_log,
+            state=self.named_state.name,
         )
 
     # -- pieces ----------------------------------------------------------------------------------
@@ -214,6 +234,7 @@ class _Sandbox:
             db_log=self.db.log_path,
             db_port=self.db.port,
             backup_dir=self.backups,
+            run_root=self.dir / "runs",
         )
         self.config.write_text(render_deploy_toml(values))
 
@@ -242,9 +263,56 @@ def _resolve(directory: Path | None) -> Path:
     return Path(directory).expanduser().resolve() if directory else default_directory()
 
 
-def sandbox_up(directory: Path | None = None, users: int = DEFAULT_USERS, reset: bool = False) -> SandboxInfo:
-    """Start (or just report) the sandbox; build the bug state on first use or with ``reset``."""
+def _switch(sb: _Sandbox, target: SandboxState) -> None:
+    """Put tables, git and the app into ``target`` (servers up, env file and supervisord config written).
+
+    The app is restarted when the code it runs changes (another pre-fix commit) or must fail to boot.
+    """
+    before = sb.git_line(sb.named_state.line)
+    line = sb.git_line(target.line)
+    restart = line is None or before is None or before.prefix_commit != line.prefix_commit
+    restart = restart or not target.app_up
+    if restart and sb.supervisor.pid is not None:
+        sb.supervisor.stop_program()
+    if line is None:  # a sandbox from before the code lines: build them (a new clone: keep the env file)
+        password = sb.password()
+        sb.build_git()
+        sb.save_state()
+        if password:
+            sb.write_env_file(password)
+        line = sb.git_line(target.line)
+        if line is None:
+            raise SandboxError(f"the sandbox's git build has no code line {target.line!r}")
+    appdb.restore_bug_state(sb.db, int(sb.state.get("users", 0)))
+    if target.column or target.revision != appdb.BUG_REVISION:
+        appdb.apply_fix_ddl(sb.db, target.column, target.index, target.revision)
+    reset_repos(line, at_fix=target.at_fix)
+    sb.state["state"] = target.name
+    sb.save_state()
+    _run_app(sb, target, restart, poke=True)
+
+
+def _run_app(sb: _Sandbox, target: SandboxState, restart: bool, poke: bool = False) -> None:
+    """Have supervisord run the app as ``target`` expects: serving, or given up on (it cannot boot)."""
+    if target.app_up:
+        sb.supervisor.start(sb.app_port)  # also starts the program if a test stopped it
+        if poke:
+            sb.poke_app()  # the app log shows what a request does in this state
+    else:
+        sb.supervisor.start_expecting_failure(sb.app_port, restart)
+
+
+def sandbox_up(
+    directory: Path | None = None, users: int = DEFAULT_USERS, reset: bool = False, state: str | None = None
+) -> SandboxInfo:
+    """Start (or just report) the sandbox; build it on first use or with ``reset``.
+
+    ``state`` (a name from ``states.STATES``) puts it into that state, as ``sandbox_restore`` does; without
+    it a new or reset sandbox is in the bug state and an existing one keeps its state. ``users`` is the
+    number of seeded users when building (a switch keeps the count the sandbox was built with).
+    """
     started = time.monotonic()
+    target = state_named(state) if state is not None else None
     d = _resolve(directory)
     with _locked(d):
         sb = _Sandbox(d)
@@ -256,45 +324,43 @@ def sandbox_up(directory: Path | None = None, users: int = DEFAULT_USERS, reset:
         appdb.create_database(sb.db, password)
         if rebuild:
             if sb.supervisor.pid is not None:
-                sb.supervisor.ctl("stop", PROGRAM, check=False)  # the app dir is about to be replaced
+                sb.supervisor.stop_program()  # the app dir is about to be replaced
             sb.state["built"] = False
-            appdb.restore_bug_state(sb.db, users)
-            git = build_repos(sb.origin, sb.app_dir)
-            sb.state.update(
-                users=users, git={"prefix_commit": git.prefix_commit, "fix_commit": git.fix_commit}
-            )
+            sb.state.pop("state", None)
+            sb.state["users"] = users
+            sb.build_git()
         sb.write_env_file(password)
         sb.write_bin_wrappers()
         sb.choose_app_port()
-        sb.supervisor.write_config(sb.app_dir, sb.app_port, sb.app_log)
+        changed = sb.supervisor.write_config(sb.app_dir, sb.app_port, sb.app_log)
         sb.save_state()
-        sb.supervisor.start(sb.app_port)
+        if changed and sb.supervisor.pid is not None:
+            sb.supervisor.ctl("update")  # a sandbox from an older version: apply the program's settings
+        if rebuild or target is not None:
+            _switch(sb, target or STATES[DEFAULT_STATE])
+        else:
+            _run_app(sb, sb.named_state, restart=False)
         sb.write_deploy_toml()
-        if rebuild:
-            sb.poke_app()
-            sb.state["built"] = True
+        sb.state["built"] = True
         sb.save_state()
         return sb.info(time.monotonic() - started)
 
 
-def sandbox_restore(directory: Path | None = None) -> SandboxInfo:
-    """Cheaply put a running sandbox back into the bug state: tables, seeded users, git, app running."""
+def sandbox_restore(directory: Path | None = None, state: str = DEFAULT_STATE) -> SandboxInfo:
+    """Cheaply put a built sandbox into ``state`` (default: the bug state): tables, users, git, app."""
     started = time.monotonic()
+    target = state_named(state)
     d = _resolve(directory)
     with _locked(d):
         sb = _Sandbox(d)
-        git = sb.git_state
-        if not sb.state.get("built") or git is None:
+        if not sb.state.get("built") or not isinstance(sb.state.get("git"), dict):
             raise SandboxError(f"no sandbox in {d}: run `todobox-deploy sandbox up` first")
         sb.sshd.start()
         sb.db.start()
         password = sb.password() or secrets.token_urlsafe(24)
         appdb.create_database(sb.db, password)
         sb.write_env_file(password)
-        appdb.restore_bug_state(sb.db, int(sb.state.get("users", 0)))
-        reset_repos(git)
-        sb.supervisor.start(sb.app_port)  # also `supervisorctl start todobox` if a test stopped it
-        sb.poke_app()
+        _switch(sb, target)
         return sb.info(time.monotonic() - started)
 
 

@@ -45,6 +45,7 @@ class ThrowawayMariaDB:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory).resolve()
         self.datadir = self.directory / "data"
+        self.tmpdir = self.directory / "tmp"  # own temp tables: /tmp may be shared with other servers
         self.log_path = self.directory / "mariadb.log"
         self.pid_file = self.directory / "mariadbd.pid"
         self._state_path = self.directory / "mariadb.json"
@@ -94,10 +95,12 @@ class ThrowawayMariaDB:
             return
         if self.datadir.exists():
             shutil.rmtree(self.datadir)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         cmd = [
             _tool("mariadb-install-db", "mysql_install_db"),
             "--no-defaults",
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             "--skip-name-resolve",
@@ -116,6 +119,7 @@ class ThrowawayMariaDB:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._install()
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         if not self.port or not port_is_free(self.port):
             self.port = free_port()
         self._save_state()
@@ -125,6 +129,7 @@ class ThrowawayMariaDB:
             server,
             "--no-defaults",
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             f"--socket={self.socket}",
             f"--port={self.port}",
             "--bind-address=127.0.0.1",

@@ -20,7 +20,7 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _probe(session: DeploySession, url: str, sink: OutputSink) -> int | None:
+def probe_url(session: DeploySession, url: str, sink: OutputSink) -> int | None:
     result = session.capture(probe_command(session.config.app, url), display=f"GET {url}")
     answer = result.stdout.strip() or result.stderr.strip()
     sink("info", [f"GET {url} (from the host): {answer}"])
@@ -49,7 +49,7 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
     _control(session, "status", sink, cancel)
     facts: list[tuple[str, str]] = [("stopped at", stopped_at)]
     if app.health_url:
-        status = _probe(session, app.health_url, sink)
+        status = probe_url(session, app.health_url, sink)
         facts.append(("health", str(status) if status is not None else "down"))
         if status is not None:
             return PhaseOutcome(
@@ -111,7 +111,7 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
     if app.health_url:
         deadline = time.monotonic() + START_TIMEOUT
         while not cancel.is_set():
-            status = _probe(session, app.health_url, sink)
+            status = probe_url(session, app.health_url, sink)
             if status == 200 or time.monotonic() > deadline:
                 break
             cancel.wait(0.5)
@@ -135,7 +135,7 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
                 + (f"; to roll back: {rollback}" if rollback else ""),
                 tuple(facts),
             )
-    check = _probe(session, app.check_url, sink) if app.check_url else None
+    check = probe_url(session, app.check_url, sink) if app.check_url else None
     if app.check_url:
         facts.append(("check", str(check) if check is not None else "down"))
     _log_since(session, sizes, sink, cancel)

@@ -1,0 +1,160 @@
+"""Opening a rollback session: the deploy it undoes (the newest deploy journal), its own journal, the lock.
+
+A rollback session is journaled like a deploy (``session_started`` with ``kind: "rollback"`` and the deploy
+session it rolls back) and runs the rollback checklist's phases over a context seeded with what that deploy
+recorded: commit_before, the revisions, the verified backup and checksum_before.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from todobox_deploy import __version__
+from todobox_deploy.checklist.rollback import ROLLBACK_CHECKLIST
+from todobox_deploy.core.context import DeployContext
+from todobox_deploy.engine.flow import DeployFlow
+from todobox_deploy.engine.launch import TakeOver, acquire_lock, new_session_dir, sessions_root
+from todobox_deploy.engine.lock import HostLock, HostLocked, LockOwner
+from todobox_deploy.engine.phases.rollback import ROLLBACK_PHASES
+from todobox_deploy.engine.resume import JournalState, read_entries, read_journal_state
+from todobox_deploy.engine.session import DeploySession
+from todobox_deploy.journal.journal import Journal
+
+ROLLBACK_KIND = "rollback"
+_CARRIED = (
+    "commit_before",
+    "commit_target",
+    "commit_after",
+    "db_revision_before",
+    "db_revision_after",
+    "backup",
+    "checksum_before",
+    "db_state",
+)
+
+
+class NoDeploySession(RuntimeError):
+    """No deploy session for this host and config recorded anything a rollback could go back to."""
+
+
+def find_deploy_session(root: Path, host: str, config: str) -> JournalState | None:
+    """The newest deploy (not rollback) session for this host and config that recorded a rollback target."""
+    if not root.is_dir():
+        return None
+    for directory in sorted(root.iterdir(), reverse=True):
+        path = directory / "journal.jsonl"
+        if not path.is_file():
+            continue
+        entries = read_entries(path)
+        if not entries:
+            continue
+        head = entries[0]
+        if head.get("host") != host or str(head.get("config") or "") != config:
+            continue
+        if head.get("kind") == ROLLBACK_KIND or any(e.get("event") == "lock_refused" for e in entries):
+            continue
+        state = read_journal_state(path, entries)
+        ctx = state.context
+        if ctx.commit_before or ctx.backup or ctx.db_revision_before:
+            return state
+    return None
+
+
+def find_unfinished_rollback(root: Path, host: str, config: str) -> JournalState | None:
+    """The newest rollback session for this host and config, when its journal has no end."""
+    if not root.is_dir():
+        return None
+    for directory in sorted(root.iterdir(), reverse=True):
+        path = directory / "journal.jsonl"
+        entries = read_entries(path) if path.is_file() else []
+        if not entries or entries[0].get("kind") != ROLLBACK_KIND:
+            continue
+        head = entries[0]
+        if head.get("host") != host or str(head.get("config") or "") != config:
+            continue
+        if any(e.get("event") == "lock_refused" for e in entries):
+            continue
+        state = read_journal_state(path, entries)
+        return None if state.ended else state
+    return None
+
+
+def deploy_context(state: JournalState, unfinished: JournalState | None = None) -> DeployContext:
+    """What the rollback starts from: the deploy's own findings, nothing of its run state.
+
+    An unfinished earlier rollback's run token is carried over: its database run keeps its id, so this
+    session re-attaches to it (or waits for it) instead of starting a second one."""
+    ctx = state.context
+    values = {name: getattr(ctx, name) for name in _CARRIED}
+    pairs = [("deploy_session", str(state.path.parent))]
+    token = dict((unfinished.context.rollback_plan or ()) if unfinished else ()).get("token")
+    if unfinished is not None and token:
+        pairs += [("token", token), ("unfinished_rollback", str(unfinished.path.parent))]
+    return DeployContext(**values, rollback_plan=tuple(pairs))
+
+
+def open_rollback_flow(
+    session: DeploySession,
+    *,
+    operator: str,
+    root: Path | None = None,
+    take_over: TakeOver | None = None,
+    heartbeat_interval: float = 5.0,
+) -> DeployFlow:
+    """Journal a new rollback session for the newest deploy and lock the host.
+
+    Raises NoDeploySession when no deploy recorded anything to go back to, HostLocked when another session
+    holds the host."""
+    config = session.config
+    root = root or sessions_root()
+    host = config.target.host
+    config_name = str(config.source or "")
+    deploy = find_deploy_session(root, host, config_name)
+    if deploy is None:
+        raise NoDeploySession(
+            f"no deploy session for {host} with config {config_name or '(none)'} under {root} recorded a "
+            "commit, revision or backup to roll back to"
+        )
+    unfinished = find_unfinished_rollback(root, host, config_name)
+    directory = new_session_dir(root, host)
+    journal = Journal(directory / "journal.jsonl", operator=operator, host=host)
+    journal.record(
+        "session_started",
+        kind=ROLLBACK_KIND,
+        deploy_session=str(deploy.path.parent),
+        **({"unfinished_session": str(unfinished.path.parent)} if unfinished else {}),
+        config=config_name,
+        version=__version__,
+        machine=os.uname().nodename,
+        pid=os.getpid(),
+        session_dir=str(directory),
+    )
+    lock = HostLock(
+        session.connection, LockOwner.here(operator, directory.name), heartbeat_interval=heartbeat_interval
+    )
+    try:
+        previous_owner = acquire_lock(lock, take_over)
+    except HostLocked as locked:
+        journal.record("lock_refused", holder=str(locked))
+        journal.record("session_ended", exit_code=4, reason=str(locked))
+        raise
+    journal.record(
+        "lock_taken",
+        take_over=previous_owner is not None,
+        **({"previous": previous_owner.to_json()} if previous_owner else {}),
+    )
+    flow = DeployFlow(
+        ROLLBACK_CHECKLIST,
+        ROLLBACK_PHASES,
+        session=session,
+        operator=operator,
+        host=host,
+        journal=journal,
+        transcript_dir=directory / "transcripts",
+        lock=lock,
+    )
+    flow.session_dir = directory
+    flow.journal_path = journal.path
+    flow.restore({}, deploy_context(deploy, unfinished))  # journals the deploy's facts as this context
+    return flow
