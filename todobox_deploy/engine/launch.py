@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from todobox_deploy import __version__
 from todobox_deploy.checklist.data import CHECKLIST
+from todobox_deploy.checklist.model import ChecklistNode
 from todobox_deploy.engine.flow import DeployFlow
 from todobox_deploy.engine.lock import HostLock, HostLocked, LockOwner
-from todobox_deploy.engine.phases import PHASES
+from todobox_deploy.engine.phases import PHASES, PhaseSpec
 from todobox_deploy.engine.resume import JournalState, ResumePlan, find_unfinished, plan_resume, probe_host
 from todobox_deploy.engine.session import DeploySession
 from todobox_deploy.journal.journal import Journal
@@ -59,31 +60,32 @@ OfferResume = Callable[[Resumable], bool]
 """Asked when the last session for this host did not end: resume from where the host proves, or not."""
 
 
-def open_flow(
+def start_session(
     session: DeploySession,
+    checklist: ChecklistNode,
+    phases: Mapping[str, PhaseSpec],
     *,
     operator: str,
-    root: Path | None = None,
+    root: Path,
     take_over: TakeOver | None = None,
-    offer_resume: OfferResume | None = None,
     heartbeat_interval: float = 5.0,
+    **header: object,
 ) -> DeployFlow:
-    """Journal a new session, lock the host (raises HostLocked), and resume an unfinished one if accepted."""
+    """A new session folder and journal (its header with ``header``), the host lock, and the flow.
+
+    Raises HostLocked (journaled, and the session ended) when another session holds the host."""
     config = session.config
-    root = root or sessions_root()
     host = config.target.host
-    config_name = str(config.source or "")
-    unfinished = find_unfinished(root, host, config_name)
     directory = new_session_dir(root, host)
     journal = Journal(directory / "journal.jsonl", operator=operator, host=host)
     journal.record(
         "session_started",
-        config=config_name,
+        config=str(config.source or ""),
         version=__version__,
         machine=os.uname().nodename,
         pid=os.getpid(),
         session_dir=str(directory),
-        **({"unfinished_session": str(unfinished.path)} if unfinished else {}),
+        **header,
     )
     lock = HostLock(
         session.connection, LockOwner.here(operator, directory.name), heartbeat_interval=heartbeat_interval
@@ -100,8 +102,8 @@ def open_flow(
         **({"previous": previous_owner.to_json()} if previous_owner else {}),
     )
     flow = DeployFlow(
-        CHECKLIST,
-        PHASES,
+        checklist,
+        phases,
         session=session,
         operator=operator,
         host=host,
@@ -111,6 +113,32 @@ def open_flow(
     )
     flow.session_dir = directory
     flow.journal_path = journal.path
+    return flow
+
+
+def open_flow(
+    session: DeploySession,
+    *,
+    operator: str,
+    root: Path | None = None,
+    take_over: TakeOver | None = None,
+    offer_resume: OfferResume | None = None,
+    heartbeat_interval: float = 5.0,
+) -> DeployFlow:
+    """Journal a new session, lock the host (raises HostLocked), and resume an unfinished one if accepted."""
+    config = session.config
+    root = root or sessions_root()
+    unfinished = find_unfinished(root, config.target.host, str(config.source or ""))
+    flow = start_session(
+        session,
+        CHECKLIST,
+        PHASES,
+        operator=operator,
+        root=root,
+        take_over=take_over,
+        heartbeat_interval=heartbeat_interval,
+        **({"unfinished_session": str(unfinished.path)} if unfinished else {}),
+    )
     if unfinished is not None:
         _offer(flow, unfinished, offer_resume)
     return flow

@@ -9,7 +9,7 @@ crash right after the stop), it is not run again: the operator confirms the host
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +45,20 @@ def _outcome(entry: dict[str, Any]) -> PhaseOutcome:
     return PhaseOutcome(status, str(entry.get("summary") or ""), pairs)
 
 
+def _phase_confirmation(e: dict[str, Any], phase: str, outcome: PhaseOutcome) -> Confirmation:
+    """A journaled confirmation (``phase_confirmed``, or ``phase_carried`` with its original confirmer)."""
+    return Confirmation(
+        str(e.get("node") or phase),
+        str(e.get("confirmed_by") or e.get("operator") or ""),
+        _time(e.get("confirmed_at") or e.get("ts")),
+        True,
+        phase=phase,
+        outcome=outcome,
+        unattended=bool(e.get("unattended")),
+        by_hand=bool(e.get("by_hand")),
+    )
+
+
 def read_journal_state(path: Path, entries: Sequence[dict[str, Any]]) -> JournalState:
     """Replay a journal's events into what it says about the deploy."""
     header = entries[0] if entries else {}
@@ -60,17 +74,7 @@ def read_journal_state(path: Path, entries: Sequence[dict[str, Any]]) -> Journal
             context = context.updated(e["changes"])
         elif event == "phase_carried" and phase:
             finished[phase] = _outcome(e)
-            c = Confirmation(
-                str(e.get("node") or phase),
-                str(e.get("confirmed_by") or ""),
-                _time(e.get("confirmed_at")),
-                True,
-                phase=phase,
-                outcome=finished[phase],
-                unattended=bool(e.get("unattended")),
-                by_hand=bool(e.get("by_hand")),
-            )
-            confirmed[phase] = (finished[phase], c)
+            confirmed[phase] = (finished[phase], _phase_confirmation(e, phase, finished[phase]))
         elif event == "phase_started" and phase:
             running = phase
             confirmed.pop(phase, None)
@@ -80,18 +84,7 @@ def read_journal_state(path: Path, entries: Sequence[dict[str, Any]]) -> Journal
         elif event == "phase_by_hand" and phase:
             finished[phase] = PhaseOutcome(PhaseStatus.SKIPPED, "carried out by hand (not automated yet)")
         elif event == "phase_confirmed" and phase and phase in finished:
-            at = _time(e.get("ts"))
-            c = Confirmation(
-                str(e.get("node") or phase),
-                str(e.get("operator") or ""),
-                at,
-                True,
-                phase=phase,
-                outcome=finished[phase],
-                unattended=bool(e.get("unattended")),
-                by_hand=bool(e.get("by_hand")),
-            )
-            confirmed[phase] = (finished[phase], c)
+            confirmed[phase] = (finished[phase], _phase_confirmation(e, phase, finished[phase]))
         elif event in ("item_confirmed", "item_carried") and e.get("item"):
             who = e.get("confirmed_by") or e.get("operator") or ""
             at = _time(e.get("confirmed_at") or e.get("ts"))
@@ -137,23 +130,28 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def find_unfinished(sessions_root: Path, host: str, config: str) -> JournalState | None:
-    """The newest earlier session for this host and config whose journal has no end."""
-    if not sessions_root.is_dir():
-        return None
-    for directory in sorted(sessions_root.iterdir(), reverse=True):
+def sessions_of(root: Path, host: str, config: str) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
+    """``(journal path, entries)`` of the sessions for this host and config, newest first; sessions that
+    were locked out (they ran nothing) are skipped."""
+    if not root.is_dir():
+        return
+    for directory in sorted(root.iterdir(), reverse=True):
         path = directory / "journal.jsonl"
-        if not path.is_file():
-            continue
-        entries = read_entries(path)
+        entries = read_entries(path) if path.is_file() else []
         if not entries:
             continue
         head = entries[0]
         if head.get("host") != host or str(head.get("config") or "") != config:
             continue
-        if head.get("kind") == "rollback":  # a rollback session is not a deploy to resume
+        if any(e.get("event") == "lock_refused" for e in entries):
             continue
-        if any(e.get("event") == "lock_refused" for e in entries):  # locked out: it ran nothing
+        yield path, entries
+
+
+def find_unfinished(sessions_root: Path, host: str, config: str) -> JournalState | None:
+    """The newest earlier deploy session for this host and config whose journal has no end."""
+    for path, entries in sessions_of(sessions_root, host, config):
+        if entries[0].get("kind") == "rollback":  # a rollback session is not a deploy to resume
             continue
         state = read_journal_state(path, entries)
         return None if state.ended else state

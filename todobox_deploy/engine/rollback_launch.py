@@ -7,19 +7,15 @@ recorded: commit_before, the revisions, the verified backup and checksum_before.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from todobox_deploy import __version__
 from todobox_deploy.checklist.rollback import ROLLBACK_CHECKLIST
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.engine.flow import DeployFlow
-from todobox_deploy.engine.launch import TakeOver, acquire_lock, new_session_dir, sessions_root
-from todobox_deploy.engine.lock import HostLock, HostLocked, LockOwner
+from todobox_deploy.engine.launch import TakeOver, sessions_root, start_session
 from todobox_deploy.engine.phases.rollback import ROLLBACK_PHASES
-from todobox_deploy.engine.resume import JournalState, read_entries, read_journal_state
+from todobox_deploy.engine.resume import JournalState, read_journal_state, sessions_of
 from todobox_deploy.engine.session import DeploySession
-from todobox_deploy.journal.journal import Journal
 
 ROLLBACK_KIND = "rollback"
 _CARRIED = (
@@ -40,19 +36,8 @@ class NoDeploySession(RuntimeError):
 
 def find_deploy_session(root: Path, host: str, config: str) -> JournalState | None:
     """The newest deploy (not rollback) session for this host and config that recorded a rollback target."""
-    if not root.is_dir():
-        return None
-    for directory in sorted(root.iterdir(), reverse=True):
-        path = directory / "journal.jsonl"
-        if not path.is_file():
-            continue
-        entries = read_entries(path)
-        if not entries:
-            continue
-        head = entries[0]
-        if head.get("host") != host or str(head.get("config") or "") != config:
-            continue
-        if head.get("kind") == ROLLBACK_KIND or any(e.get("event") == "lock_refused" for e in entries):
+    for path, entries in sessions_of(root, host, config):
+        if entries[0].get("kind") == ROLLBACK_KIND:
             continue
         state = read_journal_state(path, entries)
         ctx = state.context
@@ -63,17 +48,8 @@ def find_deploy_session(root: Path, host: str, config: str) -> JournalState | No
 
 def find_unfinished_rollback(root: Path, host: str, config: str) -> JournalState | None:
     """The newest rollback session for this host and config, when its journal has no end."""
-    if not root.is_dir():
-        return None
-    for directory in sorted(root.iterdir(), reverse=True):
-        path = directory / "journal.jsonl"
-        entries = read_entries(path) if path.is_file() else []
-        if not entries or entries[0].get("kind") != ROLLBACK_KIND:
-            continue
-        head = entries[0]
-        if head.get("host") != host or str(head.get("config") or "") != config:
-            continue
-        if any(e.get("event") == "lock_refused" for e in entries):
+    for path, entries in sessions_of(root, host, config):
+        if entries[0].get("kind") != ROLLBACK_KIND:
             continue
         state = read_journal_state(path, entries)
         return None if state.ended else state
@@ -117,44 +93,17 @@ def open_rollback_flow(
             "commit, revision or backup to roll back to"
         )
     unfinished = find_unfinished_rollback(root, host, config_name)
-    directory = new_session_dir(root, host)
-    journal = Journal(directory / "journal.jsonl", operator=operator, host=host)
-    journal.record(
-        "session_started",
+    flow = start_session(
+        session,
+        ROLLBACK_CHECKLIST,
+        ROLLBACK_PHASES,
+        operator=operator,
+        root=root,
+        take_over=take_over,
+        heartbeat_interval=heartbeat_interval,
         kind=ROLLBACK_KIND,
         deploy_session=str(deploy.path.parent),
         **({"unfinished_session": str(unfinished.path.parent)} if unfinished else {}),
-        config=config_name,
-        version=__version__,
-        machine=os.uname().nodename,
-        pid=os.getpid(),
-        session_dir=str(directory),
     )
-    lock = HostLock(
-        session.connection, LockOwner.here(operator, directory.name), heartbeat_interval=heartbeat_interval
-    )
-    try:
-        previous_owner = acquire_lock(lock, take_over)
-    except HostLocked as locked:
-        journal.record("lock_refused", holder=str(locked))
-        journal.record("session_ended", exit_code=4, reason=str(locked))
-        raise
-    journal.record(
-        "lock_taken",
-        take_over=previous_owner is not None,
-        **({"previous": previous_owner.to_json()} if previous_owner else {}),
-    )
-    flow = DeployFlow(
-        ROLLBACK_CHECKLIST,
-        ROLLBACK_PHASES,
-        session=session,
-        operator=operator,
-        host=host,
-        journal=journal,
-        transcript_dir=directory / "transcripts",
-        lock=lock,
-    )
-    flow.session_dir = directory
-    flow.journal_path = journal.path
     flow.restore({}, deploy_context(deploy, unfinished))  # journals the deploy's facts as this context
     return flow

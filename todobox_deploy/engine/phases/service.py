@@ -17,7 +17,7 @@ START_TIMEOUT = 30.0
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def probe_url(session: DeploySession, url: str, sink: OutputSink) -> int | None:
