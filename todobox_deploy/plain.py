@@ -127,6 +127,16 @@ class PlainRun:
     def _phase(self, phase: str) -> int | None:
         flow, say = self.flow, self.console.say
         say("", f"== {flow.title(phase)} ({phase}) ==")
+        offer = flow.online_offer() if phase == "stop_app" else None
+        if offer is not None:
+            say(inert(offer))
+            if self.console.yes:
+                say("(--yes keeps the checklist's order: stop, migrate, start)")
+                flow.choose_online(False)
+            else:
+                flow.choose_online(
+                    self.console.ask("Migrate online (the app keeps serving until the restart)?")
+                )
         outcome = flow.progress.outcomes.get(phase)
         if outcome is None or flow.progress.running is not None:
             if not flow.can_run(phase):

@@ -6,6 +6,7 @@ The TUI and the plain front end only render the flow and forward the operator's 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
@@ -310,6 +311,31 @@ class DeployFlow:
             self.progress.finish(phase_id, outcome)
             self.record("phase_by_hand", phase=phase_id)
             return outcome
+
+    # -- the online migration option -------------------------------------------------------
+
+    def online_offer(self) -> str | None:
+        """At the stop gate, when the rehearsal saw a purely additive migration: the offer to migrate while
+        the old code still serves (the downtime is then the restart alone); None when not on offer."""
+        if self.context.migration_additive is not True or self.context.online_migration is not None:
+            return None
+        if "stop_app" not in self.phases or self.progress.status.get("stop_app") is not PhaseStatus.PENDING:
+            return None
+        seconds = self.context.rehearsal_seconds
+        took = f" (it took {seconds:.1f} s on the copy)" if seconds is not None else ""
+        return (
+            f"The rehearsal saw a purely additive migration{took}: migrate while the old code still "
+            "serves, then restart into the new code, so that the downtime is the restart alone? "
+            "The checklist's order (stop, migrate, start) is the default."
+        )
+
+    def choose_online(self, online: bool) -> None:
+        """The operator's answer to :meth:`online_offer` (journaled)."""
+        with self._mutex:
+            before = self.context
+            self.context = dataclasses.replace(before, online_migration=online)
+            self.record("online_migration_chosen" if online else "online_migration_declined")
+            self._context_changed(before)
 
     def abandon(self, reason: str) -> None:
         """The session ends while a phase runs (the operator quit): say so in the journal."""

@@ -6,22 +6,27 @@ nothing needs curl there and nothing is opened on the operator's machine.
 
 from __future__ import annotations
 
+import shlex
 from typing import Literal
 
 from todobox_deploy.config import AppConfig
 from todobox_deploy.engine.flask_cli import app_python
 
-Action = Literal["start", "stop", "status"]
+Action = Literal["start", "stop", "status", "restart"]
 
+# Prints the status code, or "down <why>" only for a definite no-answer (connection refused, timed out)
+# on a well-formed URL; anything else (a malformed URL, an unknown host) is "error <why>": not evidence.
 _PROBE = """\
-import sys, urllib.error, urllib.request
+import socket, sys, urllib.error, urllib.request
 try:
     with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as resp:
         print(resp.status)
 except urllib.error.HTTPError as exc:
     print(exc.code)
 except Exception as exc:
-    print("down", type(exc).__name__, exc)
+    why = getattr(exc, "reason", exc)
+    down = isinstance(why, (ConnectionRefusedError, ConnectionResetError, socket.timeout, TimeoutError))
+    print("down" if down else "error", type(why).__name__, why)
 """
 
 
@@ -37,6 +42,13 @@ def service_command(app: AppConfig, action: Action) -> list[str] | None:
     if app.service_manager == "supervisor":
         conf = ["-c", app.supervisor_config] if app.supervisor_config else []
         return ["supervisorctl", *conf, action, name]
+    if action == "restart":  # your own commands: stop, then start
+        stop, start = service_command(app, "stop"), service_command(app, "start")
+        return (
+            None
+            if stop is None or start is None
+            else ["bash", "-c", f"{shlex.join(stop)} && {shlex.join(start)}"]
+        )
     command = {"start": app.start_command, "stop": app.stop_command, "status": app.status_command}[action]
     return list(command) or None
 
@@ -44,6 +56,11 @@ def service_command(app: AppConfig, action: Action) -> list[str] | None:
 def probe_command(app: AppConfig, url: str, timeout: float = 5.0) -> list[str]:
     """Prints the HTTP status of ``url`` as seen from the host, or ``down <reason>``."""
     return [app_python(app), "-c", _PROBE, url, str(timeout)]
+
+
+def probe_says_down(output: str) -> bool:
+    """The probe got a definite no-answer (refused or timed out), not merely an error."""
+    return output.strip().startswith("down ")
 
 
 def parse_probe(output: str) -> int | None:

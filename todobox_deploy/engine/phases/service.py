@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.core.streams import OutputSink
 from todobox_deploy.engine.phases.spec import PhaseCall
-from todobox_deploy.engine.service import Action, parse_probe, probe_command, service_command
+from todobox_deploy.engine.service import Action, parse_probe, probe_command, probe_says_down, service_command
 from todobox_deploy.engine.session import DeploySession
 
 START_TIMEOUT = 30.0
@@ -21,10 +21,17 @@ def utc_now() -> str:
 
 
 def probe_url(session: DeploySession, url: str, sink: OutputSink) -> int | None:
+    """The HTTP status ``url`` answers from the host, or None when it did not answer (see probe_down)."""
+    return probe(session, url, sink)[0]
+
+
+def probe(session: DeploySession, url: str, sink: OutputSink) -> tuple[int | None, bool, str]:
+    """(status, definitely down, what the probe said): down is a refused or timed-out connection on a
+    well-formed URL; a probe that errs otherwise proves nothing (fails closed)."""
     result = session.capture(probe_command(session.config.app, url), display=f"GET {url}")
-    answer = result.stdout.strip() or result.stderr.strip()
+    answer = result.stdout.strip() or result.stderr.strip() or f"no answer (exit {result.exit_status})"
     sink("info", [f"GET {url} (from the host): {answer}"])
-    return parse_probe(result.stdout)
+    return parse_probe(result.stdout), probe_says_down(result.stdout), answer
 
 
 def _control(session: DeploySession, action: Action, sink: OutputSink, cancel: threading.Event) -> int:
@@ -36,9 +43,20 @@ def _control(session: DeploySession, action: Action, sink: OutputSink, cancel: t
 
 
 def stop_app(call: PhaseCall) -> PhaseOutcome:
-    """Stop the service, then show it is stopped and the health URL no longer answers."""
+    """Stop the service, then show it is stopped and the health URL no longer answers.
+
+    With the online migration chosen at this gate (a purely additive migration), the app keeps serving
+    the old code; step 7 restarts it into the new code, so the downtime is the restart alone."""
     session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
+    if call.context.online_migration:
+        sink("info", ["online migration chosen: the app keeps serving the old code until step 7 restarts it"])
+        return PhaseOutcome(
+            PhaseStatus.OK,
+            f"{app.service_name} left running (online migration: the migration is additive); "
+            "step 7 restarts it into the new code",
+            (("app", "running (online migration)"),),
+        )
     rc = _control(session, "stop", sink, cancel)
     stopped_at = utc_now()
     call.establish(app_down_at=stopped_at, app_up_at=None)
@@ -49,15 +67,24 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
     _control(session, "status", sink, cancel)
     facts: list[tuple[str, str]] = [("stopped at", stopped_at)]
     if app.health_url:
-        status = probe_url(session, app.health_url, sink)
-        facts.append(("health", str(status) if status is not None else "down"))
+        status, down, answer = probe(session, app.health_url, sink)
         if status is not None:
+            facts.append(("health", f"{status} (observed: the app still answers)"))
             return PhaseOutcome(
                 PhaseStatus.FAILED,
                 f"{app.service_name} was stopped but {app.health_url} still answers {status}: "
                 "another process serves the app",
                 tuple(facts),
             )
+        if not down:
+            facts.append(("health", f"cannot verify: {answer}"))
+            return PhaseOutcome(
+                PhaseStatus.FAILED,
+                f"cannot verify that {app.service_name} is down: the probe of {app.health_url} got no "
+                f"definite answer ({answer})",
+                tuple(facts),
+            )
+        facts.append(("health", f"down (observed: {answer})"))
     return PhaseOutcome(PhaseStatus.OK, f"{app.service_name} stopped at {stopped_at}", tuple(facts))
 
 
@@ -95,8 +122,13 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
     session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
     sizes = _log_sizes(session, app.log_files)
-    rc = _control(session, "start", sink, cancel)
+    online = bool(call.context.online_migration)
+    if online:  # the old code served through the migration: the downtime is this restart
+        call.establish(app_down_at=utc_now(), app_up_at=None)
+    rc = _control(session, "restart" if online else "start", sink, cancel)
     facts: list[tuple[str, str]] = [("started at", utc_now())]
+    if online:
+        facts.append(("how", "restart into the new code (online migration)"))
     rollback = f"todobox-deploy rollback --config {session.config.source}" if session.config.source else ""
     if rc != 0:
         _control(session, "status", sink, cancel)

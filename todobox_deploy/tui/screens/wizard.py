@@ -19,6 +19,7 @@ from todobox_deploy.checklist.model import ChecklistNode, NodeKind
 from todobox_deploy.core.outcome import PhaseStatus
 from todobox_deploy.engine.flow import DeployFlow, GateRefused
 from todobox_deploy.tui.messages import LogBatch, PhaseFinished, PhaseStarted
+from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.sink import make_log_sink
@@ -257,6 +258,13 @@ class WizardScreen(Screen[None]):
 
     def start_phase(self, phase_id: str) -> bool:
         """Start a phase in a thread worker, unless the gate refuses it; returns whether it started."""
+        offer = self.flow.online_offer() if phase_id == "stop_app" else None
+        if offer is not None and self.flow.refusal(phase_id) is None:
+            self.app.push_screen(
+                AskScreen("Migrate online?", offer, yes="Migrate online", no="Stop first (checklist)"),
+                partial(self._online_answered, phase_id),
+            )
+            return False
         try:
             if not self.flow.can_run(phase_id):
                 self.flow.by_hand(phase_id)
@@ -283,6 +291,10 @@ class WizardScreen(Screen[None]):
             exit_on_error=False,
         )
         return True
+
+    def _online_answered(self, phase_id: str, answer: bool | None) -> None:
+        self.flow.choose_online(bool(answer))
+        self.start_phase(phase_id)
 
     def _phase_body(self, phase_id: str) -> None:
         """Runs in a worker thread: the flow runs the phase; only messages reach the widgets."""
