@@ -3,7 +3,8 @@
     python scripts/screenshots.py [--out screenshots] [--users 20000]
 
 Brings up a throwaway sandbox in a temp dir, drives the wizard headless with Textual's Pilot through the
-real engine (SSH, MariaDB, flask db history on the "host"), saves SVGs, and takes the sandbox down.
+real engine over SSH (a verified backup, the pre-flight, the rehearsal on a copy, notify, steps 1-3) up to
+step 4's evidence, saves SVGs, and takes the sandbox down. Nothing past step 4 runs: no migration.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from textual.pilot import Pilot
 
 from todobox_deploy.checklist import CHECKLIST
+from todobox_deploy.checklist.progress import ACCEPTABLE
 from todobox_deploy.config import load_config
 from todobox_deploy.engine.flow import DeployFlow
 from todobox_deploy.engine.phases import PHASES
@@ -26,13 +28,14 @@ from todobox_deploy.journal.journal import Journal
 from todobox_deploy.remote.connection import SshConnection
 from todobox_deploy.sandbox.manager import sandbox_down, sandbox_up
 from todobox_deploy.tui.app import DeployApp, make_app
+from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.wizard import WizardScreen
 
 SIZE = (140, 42)
 
 
-async def _until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 60) -> None:
+async def _until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 300) -> None:
     for _ in range(int(timeout / 0.05)):
         if predicate():
             return
@@ -48,9 +51,16 @@ async def _drive(app: DeployApp, out: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.5)
         shot("wizard_start")
-        for _ in range(4):  # backup by hand; 1. stop, 2. deploy code, 3. verify files on the sandbox over SSH
+        order = app.progress.order
+        for phase in order[: order.index("db_check")]:  # backup ... 3. verify files, on the sandbox for real
             await pilot.press("g")
-            await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+            await _until(pilot, lambda: isinstance(app.screen, (ConfirmPhase, AskScreen)))
+            if isinstance(app.screen, AskScreen):  # migrate online? keep the checklist's order
+                await pilot.press("n")
+                await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+            status = app.progress.status[phase]
+            if status not in ACCEPTABLE:
+                raise RuntimeError(f"{phase} ended {status.value}: {app.progress.outcomes[phase].summary}")
             await pilot.press("y")
             await _until(pilot, lambda: isinstance(app.screen, WizardScreen))
         await pilot.press("g")  # 4. Check Database Before Migration

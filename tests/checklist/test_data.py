@@ -164,8 +164,8 @@ def test_phase_node_invariant() -> None:
 
 GOLDEN_IDS = """
 checklist predeploy predeploy.read_summary predeploy.read_analysis predeploy.backup
-predeploy.staging_test predeploy.notify_team deploy deploy.stop deploy.code deploy.verify_files
-deploy.db_check deploy.migrate deploy.verify_migration deploy.start deploy.post_verify
+predeploy.preflight predeploy.staging_test predeploy.notify_team deploy deploy.stop deploy.code
+deploy.verify_files deploy.db_check deploy.migrate deploy.verify_migration deploy.start deploy.post_verify
 deploy.post_verify.http deploy.post_verify.logs deploy.post_verify.login deploy.post_verify.db_query
 deploy.post_verify.api_token monitoring monitoring.logs monitoring.issues
 monitoring.issues.unknown_column monitoring.issues.wont_start monitoring.issues.slow_db

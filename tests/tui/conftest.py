@@ -39,6 +39,7 @@ class Script:
     outcome: PhaseOutcome | None = None
     block_until_cancel: bool = False
     raise_error: Exception | None = None
+    establish: dict[str, Any] = field(default_factory=dict)  # deploy context fields the phase sets
 
 
 @dataclass
@@ -74,6 +75,8 @@ class ScriptedPhases:
             sink("stdout", batch)
         if script.stderr:
             sink("stderr", list(script.stderr))
+        if script.establish:
+            call.establish(**script.establish)
         self.started.set()
         if script.raise_error is not None:
             raise script.raise_error

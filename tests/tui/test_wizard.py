@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, TextArea
 
 from todobox_deploy.checklist import CHECKLIST, PHASES
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.tui.app import DeployApp
+from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.screens.wizard import WizardScreen
@@ -104,14 +106,14 @@ async def test_confirmation_is_journaled(
     async with app.run_test(size=SIZE) as pilot:
         await run_and_confirm(pilot, app)
         await run_and_confirm(pilot, app)
-        assert scripted.runs == ["backup", "stop_app"]
+        assert scripted.runs == ["backup", "preflight"]
         confirmed = [e for e in journal if e["event"] == "phase_confirmed"]
-        assert [e["phase"] for e in confirmed] == ["backup", "stop_app"]
+        assert [e["phase"] for e in confirmed] == ["backup", "preflight"]
         assert all(e["operator"] == "carol" and e["status"] == "ok" for e in confirmed)
         assert all(e["unattended"] is False and e["by_hand"] is False for e in confirmed)
         assert app.progress.phase_confirmations["backup"].at == FROZEN  # the flow's clock
         assert app.progress.phase_confirmations["backup"].operator == "carol"
-        assert app.progress.next_phase() == "deploy_code"
+        assert app.progress.next_phase() == "rehearsal"
 
 
 async def test_failed_phase_does_not_unlock_and_confirm_not_focused(
@@ -133,11 +135,11 @@ async def test_failed_phase_does_not_unlock_and_confirm_not_focused(
 async def test_manual_item_confirmation(build_app: Callable[..., DeployApp], journal: JournalView) -> None:
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
-        wizard(app).checklist_tree.select_id("predeploy.notify_team")
+        wizard(app).checklist_tree.select_id("predeploy.read_analysis")
         await pilot.pause()
         await pilot.press("space")
         await pilot.pause()
-        assert journal[-1]["event"] == "item_confirmed" and journal[-1]["item"] == "predeploy.notify_team"
+        assert journal[-1]["event"] == "item_confirmed" and journal[-1]["item"] == "predeploy.read_analysis"
         assert journal[-1]["operator"] == "alice"
         await pilot.press("c")  # toggles back
         await pilot.pause()
@@ -235,7 +237,7 @@ async def test_search_finds_a_line(build_app: Callable[..., DeployApp], scripted
 async def test_earlier_phase_log_viewable(
     build_app: Callable[..., DeployApp], scripted: ScriptedPhases
 ) -> None:
-    scripted.scripts["stop_app"] = Script(lines=5, block_until_cancel=True)
+    scripted.scripts["preflight"] = Script(lines=5, block_until_cancel=True)
     app = build_app()
     async with app.run_test(size=SIZE) as pilot:
         await run_and_confirm(pilot, app)
@@ -243,15 +245,15 @@ async def test_earlier_phase_log_viewable(
         await wait_for(pilot, scripted.started.is_set)
         screen = wizard(app)
         pane = screen.log_pane
-        screen.checklist_tree.select_id("predeploy.backup")  # view the finished phase while stop_app runs
+        screen.checklist_tree.select_id("predeploy.backup")  # view the finished phase while preflight runs
         await pilot.pause()
         assert pane.viewing == "backup"
         await wait_for(pilot, lambda: pane.log_widget.lines[:1] == ["  backup line 0"])
-        assert app.progress.running == "stop_app"
+        assert app.progress.running == "preflight"
         await pilot.press("l")  # follow live
         await pilot.pause()
-        assert pane.viewing == "stop_app" and pane.follow
-        await wait_for(pilot, lambda: pane.log_widget.lines[:1] == ["  stop_app line 0"])
+        assert pane.viewing == "preflight" and pane.follow
+        await wait_for(pilot, lambda: pane.log_widget.lines[:1] == ["  preflight line 0"])
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
 
@@ -424,20 +426,46 @@ async def test_phase_the_engine_cannot_run_is_done_by_hand_on_the_record(
     build_app: Callable[..., DeployApp], scripted: ScriptedPhases, journal: JournalView
 ) -> None:
     """A phase not automated yet does not block the deploy: the operator confirms the manual work."""
-    scripted.manual.update({"backup", "stop_app"})
+    scripted.manual.update({"backup", "preflight"})
     app = build_app(operator="dana")
     async with app.run_test(size=SIZE) as pilot:
         await run_and_confirm(pilot, app)  # backup: by hand
-        await run_and_confirm(pilot, app)  # stop_app: by hand
-        await run_and_confirm(pilot, app)  # deploy_code: the engine runs it
-        assert scripted.runs == ["deploy_code"]
+        await run_and_confirm(pilot, app)  # preflight: by hand
+        await run_and_confirm(pilot, app)  # rehearsal: the engine runs it
+        assert scripted.runs == ["rehearsal"]
         by_hand = [e["phase"] for e in journal if e["event"] == "phase_by_hand"]
-        assert by_hand == ["backup", "stop_app"]
+        assert by_hand == ["backup", "preflight"]
         confirmed = [e for e in journal if e["event"] == "phase_confirmed"]
         assert [(e["phase"], e["status"], e["operator"]) for e in confirmed] == [
             ("backup", "skipped", "dana"),
-            ("stop_app", "skipped", "dana"),
-            ("deploy_code", "ok", "dana"),
+            ("preflight", "skipped", "dana"),
+            ("rehearsal", "ok", "dana"),
         ]
         assert "by hand" in confirmed[0]["summary"]
         assert [e["by_hand"] for e in confirmed] == [True, True, False]
+
+
+@pytest.mark.parametrize(("answer", "online"), [("n", False), ("y", True)])
+async def test_online_migration_offered_at_the_stop_gate(
+    build_app: Callable[..., DeployApp],
+    scripted: ScriptedPhases,
+    journal: JournalView,
+    answer: str,
+    online: bool,
+) -> None:
+    """A rehearsal that saw an additive migration makes the stop gate ask first; the answer is journaled."""
+    scripted.scripts["rehearsal"] = Script(establish={"migration_additive": True, "rehearsal_seconds": 2.5})
+    app = build_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in ("backup", "preflight", "rehearsal", "notify"):
+            await run_and_confirm(pilot, app)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
+        assert "it took 2.5 s on the copy" in str(app.screen.query_one("#ask-text").render())
+        assert isinstance(app.focused, Button) and app.focused.id == "ask-no"  # the checklist's way
+        assert scripted.runs == ["backup", "preflight", "rehearsal", "notify"]  # nothing stopped yet
+        await pilot.press(answer)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        assert scripted.runs[-1] == "stop_app" and app.flow.context.online_migration is online
+    chosen = [e["event"] for e in journal if e["event"].startswith("online_migration_")]
+    assert chosen == ["online_migration_chosen" if online else "online_migration_declined"]

@@ -97,7 +97,7 @@ def _predeploy() -> ChecklistNode:
         ),
         _phase(
             "predeploy.preflight",
-            "Pre-flight: fetch the fix, read its migrations, classify the database (before the stop)",
+            "Pre-flight checks (before the stop)",
             "preflight",
             "Runs before the app is stopped: `git fetch` (nothing checked out), the revision graph read "
             "from the fetched commit's migration files (the app is not imported), the entry point the "

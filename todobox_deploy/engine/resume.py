@@ -177,7 +177,7 @@ def probe_host(session: DeploySession, context: DeployContext | None = None) -> 
     """Ask the host, read-only: is the app answering, which commit is checked out, which DB revision,
     and (given a context with a backup) whether that backup file is still there at its size."""
     from todobox_deploy.engine.flask_cli import app_command
-    from todobox_deploy.engine.service import parse_probe, probe_command, service_command
+    from todobox_deploy.engine.service import parse_probe, probe_command, probe_says_down, service_command
 
     cfg = session.config
     app = cfg.app
@@ -190,7 +190,7 @@ def probe_host(session: DeploySession, context: DeployContext | None = None) -> 
             answer = result.stdout.strip()
             if status is not None:
                 app_up = status == 200
-            elif answer.startswith("down") and ("Refused" in answer or "refused" in answer):
+            elif probe_says_down(answer):
                 app_up = False
             else:
                 notes.append(f"health URL: no definite answer ({answer or result.stderr.strip()})")
