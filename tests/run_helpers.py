@@ -21,6 +21,24 @@ from typing import Any
 PROMPT = "[y/N] "
 CLI = [sys.executable, "-m", "todobox_deploy"]
 
+# ``python -c`` launcher: ``todobox-deploy`` with the phases named in argv[1] (comma-separated) made "not
+# automated" (their body removed), as if the engine could not run them: the operator must do them by hand.
+_BY_HAND_LAUNCHER = """\
+import dataclasses, sys
+from todobox_deploy.engine.phases import PHASES
+for phase in filter(None, sys.argv[1].split(",")):
+    PHASES[phase] = dataclasses.replace(PHASES[phase], body=None)
+from todobox_deploy.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def cli_command(by_hand: Sequence[str] = ()) -> list[str]:
+    """The argv prefix that runs ``todobox-deploy``; with ``by_hand``, those phases are not automatable."""
+    if not by_hand:
+        return list(CLI)
+    return [sys.executable, "-c", _BY_HAND_LAUNCHER, ",".join(by_hand)]
+
 
 def cli_env(state_home: Path) -> dict[str, str]:
     """The environment of a CLI subprocess whose session folders go under ``state_home``."""
@@ -47,10 +65,12 @@ def sessions_dir(state_home: Path) -> Path:
     return state_home / "todobox-deploy" / "sessions"
 
 
-def run_cli(args: Sequence[str], state_home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: Sequence[str], state_home: Path, timeout: float = 120, by_hand: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
     """A CLI command run to its end with stdin closed."""
     return subprocess.run(
-        [*CLI, *args],
+        [*cli_command(by_hand), *args],
         env=cli_env(state_home),
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -93,6 +113,67 @@ def wait_for_event(path: Path, name: str, timeout: float = 60, **match: Any) -> 
     return dict(found[0])
 
 
+class SecretWatch:
+    """While active, polls every process of this user for ``secret`` in its argv and its environment
+    (``/proc/<pid>/cmdline`` and ``environ``); ``hits`` names each process that showed it.
+
+    A sampling watch: it sees what lives at least one ``interval``. ``scans`` counts the complete passes
+    (a test asserts there were some). A process started while watching whose files cannot be read is a
+    hit too (fail closed); one that was already running then (e.g. pid 1 in a container) is only listed
+    in ``unreadable``.
+    """
+
+    def __init__(self, secret: str, interval: float = 0.02) -> None:
+        assert secret
+        self.secret = secret.encode()
+        self.interval = interval
+        self.hits: dict[int, str] = {}
+        self.scans = 0
+        self.processes: set[int] = set()  # every pid seen
+        self.unreadable: set[int] = set()
+        self._before = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="secret-watch")
+
+    def __enter__(self) -> SecretWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _loop(self) -> None:
+        uid = os.getuid()
+        while not self._stop.is_set():
+            for proc in Path("/proc").iterdir():
+                if proc.name.isdigit():
+                    self._check(proc, uid)
+            self.scans += 1
+            self._stop.wait(self.interval)
+
+    def _check(self, proc: Path, uid: int) -> None:
+        try:
+            if proc.stat().st_uid != uid:
+                return
+            texts = [(name, (proc / name).read_bytes()) for name in ("cmdline", "environ")]
+        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+            return
+        except OSError as exc:
+            pid = int(proc.name)
+            self.unreadable.add(pid)
+            if pid not in self._before:
+                self.hits[pid] = f"cannot read: {exc}"
+            return
+        self.processes.add(int(proc.name))
+        for name, text in texts:
+            if self.secret in text:
+                argv = texts[0][1].replace(b"\0", b" ").decode("utf-8", "replace")
+                self.hits[int(proc.name)] = f"{name} of {argv[:300]}".replace(
+                    self.secret.decode(), "<SECRET>"
+                )
+
+
 def pid_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -111,10 +192,18 @@ def pid_gone(pid: int) -> bool:
 class PlainProcess:
     """``todobox-deploy run --plain`` with its stdin, stdout and stderr on pipes."""
 
-    def __init__(self, config: Path, state_home: Path, *extra: str, operator: str = "alice") -> None:
+    def __init__(
+        self,
+        config: Path,
+        state_home: Path,
+        *extra: str,
+        operator: str = "alice",
+        by_hand: Sequence[str] = (),
+    ) -> None:
         self.operator = operator
+        args = ["run", "--config", str(config), "--plain", "--operator", operator, *extra]
         self.proc = subprocess.Popen(
-            [*CLI, "run", "--config", str(config), "--plain", "--operator", operator, *extra],
+            [*cli_command(by_hand), *args],
             env=cli_env(state_home),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -178,6 +267,12 @@ class PlainProcess:
         return AssertionError(
             f"{what}; exit={self.proc.poll()}\n--- stdout ---\n{self.output}\n--- stderr ---\n{self.stderr}"
         )
+
+    @property
+    def phase(self) -> str | None:
+        """The phase whose ``== title (id) ==`` header the output shows last."""
+        headers = re.findall(r"(?m)^== .* \((\w+)\) ==$", self.output)
+        return headers[-1] if headers else None
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         """Wait until ``pattern`` (a regex) shows in the output after what was consumed; consume it."""

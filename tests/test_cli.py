@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from run_helpers import private_config
 
 from todobox_deploy.sandbox.manager import SandboxInfo
 
 
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, timeout: float = 60, state: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The command line to its end, stdin closed; with ``state``, session folders go under it."""
+    env = {**os.environ, "XDG_STATE_HOME": str(state)} if state else None
     return subprocess.run(
         [sys.executable, "-m", "todobox_deploy", *args],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -32,6 +37,14 @@ def test_missing_config_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     out = cli("run", "--config", str(tmp_path / "nope.toml"))
     assert out.returncode == 2
     assert "no such config file" in out.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "rollback"])
+def test_yes_without_plain_is_refused(command: str, tmp_path: Path) -> None:
+    """The TUI always asks a person: ``--yes`` is for the plain front end only (checked before anything)."""
+    out = cli(command, "--config", str(tmp_path / "nope.toml"), "--yes")
+    assert out.returncode == 2
+    assert "--yes needs --plain" in out.stderr
 
 
 @pytest.mark.integration
@@ -62,3 +75,18 @@ def test_exec_in_the_app_runs_flask_with_the_apps_environment(sandbox_reset: San
     assert "Will assume non-transactional DDL" in out.stderr  # Alembic's log goes to stderr
     failed = cli("exec", "--config", str(sandbox_reset.config), "--app", "--", "flask", "db", "nonsense")
     assert failed.returncode == 2 and "No such command 'nonsense'" in failed.stderr
+
+
+@pytest.mark.integration
+def test_rollback_without_a_deploy_session_exits_2_and_runs_nothing(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    """Nothing recorded a deploy of this host and config: nothing to go back to, no session, no lock."""
+    config = private_config(sandbox.config, tmp_path)
+    state = tmp_path / "state"
+    out = cli("rollback", "--config", str(config), "--plain", "--yes", state=state)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"no deploy session for {sandbox.ssh_host} with config {config}" in out.stderr
+    assert "journal:" not in out.stdout
+    assert not list(state.glob("todobox-deploy/sessions/*"))
+    assert not (tmp_path / "runs" / "deploy.lock").exists()

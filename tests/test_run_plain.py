@@ -1,8 +1,9 @@
 """``todobox-deploy run --plain`` end to end on the real sandbox, as a subprocess fed on stdin.
 
-Covers a whole deploy with the migration done by hand in the middle, ``--yes`` stopping at the first
-gate that needs a person, a tampered journal, the host lock between two runs, and resuming after a
-``kill -9`` at a gate and in the middle of a phase.
+Covers a whole deploy answered line by line (with a command run by hand at a gate), ``--yes`` never
+confirming a phase that needs a person, ``--yes`` to the end followed by ``rollback --plain --yes``, a
+tampered journal, the host lock between two runs, and resuming after a ``kill -9`` at a gate and in the
+middle of a phase.
 
 Every run gets its own copy of the sandbox's deploy config whose host lock lives in the test's tmp dir
 (see :func:`run_helpers.private_config`), and its own ``XDG_STATE_HOME`` for the session folders.
@@ -10,6 +11,8 @@ Every run gets its own copy of the sandbox's deploy config whose host lock lives
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import re
 import shutil
 import subprocess
@@ -20,6 +23,7 @@ from typing import Any
 import pytest
 from run_helpers import (
     PlainProcess,
+    SecretWatch,
     events,
     pid_gone,
     private_config,
@@ -30,14 +34,18 @@ from run_helpers import (
 
 from todobox_deploy.core.envfile import password_in_env_text
 from todobox_deploy.engine.lock import LockOwner
-from todobox_deploy.sandbox.appdb import BUG_REVISION
+from todobox_deploy.sandbox.appdb import BUG_REVISION, DB_NAME, FIX_REVISION
 from todobox_deploy.sandbox.http import http_status
-from todobox_deploy.sandbox.manager import SandboxInfo
+from todobox_deploy.sandbox.manager import SandboxInfo, sandbox_restore
+from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 PHASES = (
     "backup",
+    "preflight",
+    "rehearsal",
+    "notify",
     "stop_app",
     "deploy_code",
     "verify_files",
@@ -47,17 +55,22 @@ PHASES = (
     "start_app",
     "post_verify",
 )
-BY_HAND = {"backup", "migrate", "verify_migration", "post_verify"}
-MIGRATION_QUESTION = "Carried out by hand: 5. Run Database Migrations?"
+BEFORE_STOP = PHASES[: PHASES.index("stop_app")]
+ONLINE = "Migrate online"  # the question at the stop gate when the rehearsal saw an additive migration
+READ_ITEMS = [
+    "Done by hand: Read MIGRATION_FIX_SUMMARY.md?",
+    "Done by hand: Read MIGRATION_ANALYSIS.md to understand the issue?",
+]
+ACCEPTABLE = {"ok", "warning", "skipped"}
 
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Any]:
-    """``spawn(config, *args, operator=...)``: a PlainProcess using this test's state dir."""
+    """``spawn(config, *args, operator=..., by_hand=...)``: a PlainProcess using this test's state dir."""
     started: list[PlainProcess] = []
 
-    def start(config: Path, *args: str, operator: str = "alice") -> PlainProcess:
-        proc = PlainProcess(config, tmp_path / "state", *args, operator=operator)
+    def start(config: Path, *args: str, **kwargs: Any) -> PlainProcess:
+        proc = PlainProcess(config, tmp_path / "state", *args, **kwargs)
         started.append(proc)
         return proc
 
@@ -68,9 +81,11 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def config(sandbox_reset: SandboxInfo, tmp_path: Path) -> Path:
-    """The sandbox's deploy config (bug state), with the host lock under this test's tmp dir."""
-    return private_config(sandbox_reset.config, tmp_path)
+def config(sandbox_reset: SandboxInfo, tmp_path: Path) -> Iterator[Path]:
+    """The sandbox's deploy config (bug state), with the host lock under this test's tmp dir. The bug
+    state is put back afterwards, for the tests that use the session sandbox as it is."""
+    yield private_config(sandbox_reset.config, tmp_path)
+    sandbox_restore(sandbox_reset.directory)
 
 
 def _state(tmp_path: Path) -> Path:
@@ -101,34 +116,87 @@ def _head(info: SandboxInfo) -> str:
     return done.stdout.strip()
 
 
+def _sql(info: SandboxInfo, statement: str) -> list[tuple[Any, ...]]:
+    """A query as MariaDB's root over the sandbox's socket (not through the tool)."""
+    conn = ThrowawayMariaDB(info.directory / "db").admin_connect(DB_NAME)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def _revision(info: SandboxInfo) -> list[str]:
+    return [str(r[0]) for r in _sql(info, "SELECT version_num FROM alembic_version")]
+
+
+def _checksum(info: SandboxInfo) -> int:
+    return int(_sql(info, "CHECKSUM TABLE `user`")[0][1])
+
+
+def _password(info: SandboxInfo) -> str:
+    assert info.app_dir is not None
+    password = password_in_env_text((info.app_dir / ".env").read_text(), "DATABASE_URL")
+    assert password and len(password) >= 16
+    return password
+
+
 def _verify(journal: Path, state: Path) -> subprocess.CompletedProcess[str]:
     return run_cli(["journal", "verify", str(journal)], state)
 
 
-def _answer_until_confirm(proc: PlainProcess) -> None:
-    """Answer y to every question up to (not including) the first ``Confirm?``, which is left pending."""
-    while proc.next_prompt() != "Confirm?":
-        proc.answer("y")
+def _answer(question: str) -> str:
+    """y to everything, except the online migration: the checklist's order (stop, migrate, start)."""
+    return "n" if question.startswith(ONLINE) else "y"
+
+
+def _answer_until_gate(proc: PlainProcess, phase: str) -> None:
+    """Answer every question up to (not including) ``phase``'s ``Confirm?``, which is left pending."""
+    while (question := proc.next_prompt(90)) != "Confirm?" or proc.phase != phase:
+        proc.answer(_answer(question))
 
 
 def _phases(journal: Path, event: str) -> list[str]:
     return [str(e["phase"]) for e in events(journal, event)]
 
 
-def _by_hand_fetch(info: SandboxInfo, directory: Path) -> tuple[Path, Path, Path]:
-    """Make ``git fetch`` on the host wait for a release file (a ``git`` first on the sandbox's PATH).
+def _context(journal: Path) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    for e in events(journal, "context_updated"):
+        context.update(e["changes"])
+    return context
 
-    Returns (the wrapper, the file the blocked fetch writes its pid to, the release file). The released
-    fetch exits 1 without fetching. The caller removes the wrapper.
+
+def _assert_secret_nowhere(password: str, journals: list[Path], *texts: str) -> None:
+    for text in texts:
+        assert password not in text
+    for journal in journals:
+        assert password not in journal.read_text(), journal
+        for path in (journal.parent / "transcripts").iterdir():
+            assert password not in path.read_text(errors="replace"), path
+
+
+def _assert_watch_clean(watch: SecretWatch) -> None:
+    assert watch.scans >= 20 and len(watch.processes) > 20, (watch.scans, len(watch.processes))
+    assert not watch.hits, watch.hits
+
+
+def _blocking_git(info: SandboxInfo, directory: Path, subcommand: str) -> tuple[Path, Path, Path]:
+    """Make ``git <subcommand>`` on the host wait for a release file (a ``git`` first on the sandbox's
+    PATH); every other git command goes to the real git.
+
+    Returns (the wrapper, the file the blocked command writes its pid to, the release file). The released
+    command exits 1 having done nothing. The caller removes the wrapper.
     """
     real_git = shutil.which("git")
     assert real_git is not None
     wrapper = info.directory / "bin" / "git"
     assert not wrapper.exists()
-    pid_file, release = directory / "fetch.pid", directory / "release"
+    pid_file, release = directory / f"{subcommand}.pid", directory / "release"
     wrapper.write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = fetch ]; then\n'
+        f'if [ "$1" = {subcommand} ]; then\n'
         f"  echo $$ > '{pid_file}'\n"
         f"  while [ ! -e '{release}' ]; do sleep 0.05; done\n"
         "  exit 1\n"
@@ -139,128 +207,157 @@ def _by_hand_fetch(info: SandboxInfo, directory: Path) -> tuple[Path, Path, Path
     return wrapper, pid_file, release
 
 
-# -- 1. a whole deploy, the migration done by hand in the middle -----------------------------------------
+# -- 1. a whole deploy, answered line by line ------------------------------------------------------------
 
 
-def test_plain_deploy_with_migration_by_hand(
+def test_plain_deploy_answered_line_by_line_fixes_the_app(
     sandbox_reset: SandboxInfo, config: Path, tmp_path: Path, spawn: Any
 ) -> None:
     info, state = sandbox_reset, _state(tmp_path)
-    assert info.app_dir is not None
-    password = password_in_env_text((info.app_dir / ".env").read_text(), "DATABASE_URL")
-    assert password and len(password) >= 16
+    password = _password(info)
     commit_before = _head(info)
+    checksum_before = _checksum(info)
+    assert _revision(info) == [BUG_REVISION]
     assert _status(info.app_url) == 500  # the bug: the user list fails
 
-    run = spawn(config)
-    journal = run.journal
     questions: list[str] = []
-    upgrade: subprocess.CompletedProcess[str] | None = None
-    while (question := run.next_prompt_or_end(90)) is not None:
-        questions.append(question)
-        if question == MIGRATION_QUESTION:  # step 5 by hand, on the host, while the session is open
-            upgrade = run_cli(
-                ["exec", "--config", str(config), "--app", "--", "flask", "db", "upgrade"], state
-            )
-            assert upgrade.returncode == 0, upgrade.stderr
-        run.answer("y")
-    code = run.wait()
+    by_hand: subprocess.CompletedProcess[str] | None = None
+    with SecretWatch(password) as watch:  # every process's argv and environment, during the whole run
+        run = spawn(config)
+        journal = run.journal
+        while (question := run.next_prompt_or_end(120)) is not None:
+            questions.append(question)
+            if question == "Confirm?" and run.phase == "migrate":  # a check by hand, at the gate
+                by_hand = run_cli(
+                    ["exec", "--config", str(config), "--app", "--", "flask", "db", "current"], state
+                )
+            run.answer(_answer(question))
+        code = run.wait()
     assert code == 0, run.output + run.stderr
     assert "deploy complete" in run.output
-    assert upgrade is not None, questions
-    assert f"Running upgrade {BUG_REVISION} -> " in upgrade.stderr
-    assert str(journal) in upgrade.stderr  # "recorded in the open deploy session <journal>"
+    _assert_watch_clean(watch)
 
-    # the questions: 5 gates on automated phases, 4 phases by hand, every manual item
-    assert questions.count("Confirm?") == 5
-    by_hand_questions = [q for q in questions if q.startswith("Carried out by hand: ")]
-    assert by_hand_questions == [
-        "Carried out by hand: Backup production database?",
-        MIGRATION_QUESTION,
-        "Carried out by hand: 6. Verify Migration Completed?",
-        "Carried out by hand: 8. Post-Deployment Verification?",
+    # the questions: the reading items, a gate per phase, the online offer declined, no work by hand
+    assert questions[:2] == READ_ITEMS
+    assert questions.count("Confirm?") == len(PHASES)
+    assert [q for q in questions if q.startswith(ONLINE)] == [
+        "Migrate online (the app keeps serving until the restart)?"
     ]
+    assert not [q for q in questions if q.startswith("Carried out by hand")]
     assert "Done by hand: Team notified of successful deployment?" in questions
-    assert "Done by hand: All features functional?" in questions
+    assert questions[-1] == "Done by hand: All features functional?"
+    assert re.findall(r"(?m)^== .* \((\w+)\) ==$", run.output) == list(PHASES)
 
-    # the host: the fix is deployed and the user list works again
+    # the host: the fix is deployed, migrated and the user list works again
     assert _status(info.app_url) == 200
+    assert _revision(info) == [FIX_REVISION]
+    (column,) = _sql(
+        info,
+        "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = 'user' AND COLUMN_NAME = 'api_token'",
+    )
+    assert column == ("varchar(64)",)
     commit_after = _head(info)
     assert commit_after != commit_before
     assert not _lock_file(tmp_path).exists()  # released
 
-    # the journal: intact, every phase confirmed, by hand where it was
+    # the journal: intact, every phase run and confirmed by alice, none by hand
     verified = _verify(journal, state)
-    entries = read_events(journal)
     assert verified.returncode == 0, verified.stdout
-    assert f"intact, {len(entries)} entries" in verified.stdout
+    assert f"intact, {len(read_events(journal))} entries" in verified.stdout
+    assert _phases(journal, "phase_started") == list(PHASES)
+    finished = {e["phase"]: e for e in events(journal, "phase_finished")}
+    assert list(finished) == list(PHASES)
+    assert finished["notify"]["status"] == "skipped"  # no channel configured: the operator confirms
+    assert all(e["status"] in ACCEPTABLE - {"skipped"} for p, e in finished.items() if p != "notify")
     confirmed = {e["phase"]: e for e in events(journal, "phase_confirmed")}
     assert list(confirmed) == list(PHASES)
-    for phase, e in confirmed.items():
-        assert e["by_hand"] is (phase in BY_HAND), e
-        assert e["unattended"] is False and e["operator"] == "alice"
-    assert not events(journal, "phase_not_confirmed")
-    assert set(_phases(journal, "phase_by_hand")) == BY_HAND
+    for e in confirmed.values():
+        assert e["by_hand"] is False and e["unattended"] is False and e["operator"] == "alice", e
+    assert not events(journal, "phase_by_hand") and not events(journal, "phase_not_confirmed")
+    assert len(events(journal, "online_migration_declined")) == 1
+    assert all(e["unattended"] is False for e in events(journal, "item_confirmed"))
     assert events(journal, "session_ended", exit_code=0)
 
-    # the migration by hand went into this session's journal, before step 5 was confirmed
+    # the command run by hand went into this session's journal, between the migration and its confirmation
+    assert by_hand is not None and by_hand.returncode == 0, by_hand
+    assert by_hand.stdout.strip() == f"{FIX_REVISION} (head)"
+    assert f"recorded in the open deploy session {journal}" in by_hand.stderr
     (execd,) = events(journal, "exec_command")
-    assert execd["command"] == "flask db upgrade" and execd["exit_code"] == 0 and execd["app"] is True
-    assert confirmed["db_check"]["seq"] < execd["seq"] < confirmed["migrate"]["seq"]
+    assert execd["command"] == "flask db current" and execd["exit_code"] == 0 and execd["app"] is True
+    assert finished["migrate"]["seq"] < execd["seq"] < confirmed["migrate"]["seq"]
 
-    context: dict[str, Any] = {}
-    for e in events(journal, "context_updated"):
-        context.update(e["changes"])
+    # the context: a verified backup (the real file, read back here), commits, revisions, times
+    context = _context(journal)
+    backup = context["backup"]
+    assert backup["verified"] is True and backup["tables"] == ["alembic_version", "user"]
+    dump = Path(backup["path"])
+    data = dump.read_bytes()
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (backup["size"], backup["sha256"])
+    sql = gzip.decompress(data)
+    assert b"CREATE TABLE `user`" in sql and b"INSERT INTO `user`" in sql
+    assert password.encode() not in sql
     assert context["commit_before"] == commit_before
-    assert context["commit_after"] == commit_after
+    assert context["commit_target"] == context["commit_after"] == commit_after
     assert context["db_revision_before"] == BUG_REVISION
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", context["app_down_at"])
+    assert context["db_revision_after"] == FIX_REVISION
+    assert context["checksum_before"] == f"user={checksum_before}"
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00"
+    assert re.fullmatch(stamp, context["app_down_at"]) and re.fullmatch(stamp, context["app_up_at"])
+    assert context["app_down_at"] < context["app_up_at"]
 
     # the output: live lines tagged by stream, evidence as aligned tables
     out = run.output
     assert re.search(r"(?m)^out\| todobox: stopped$", out)
     assert re.search(r"(?m)^out\| Fast-forward$", out)
-    assert re.search(r"(?m)^evidence:\n  stopped at  \S+\n  health      down$", out)
+    assert re.search(r"(?m)^evidence:\n  stopped at  \S+\n  health      down\b", out)
     assert re.search(
         rf"(?m)^evidence:\n  commit before +{commit_before}\n  commit after +{commit_after}$", out
     )
     assert re.search(r"(?m)^  check +200$", out)
+    assert re.search(r"(?m)^  sha256 +" + backup["sha256"] + "$", out)
 
     # the DB password is nowhere: not on the screen, not in the journal, not in a transcript
     transcripts = sorted((journal.parent / "transcripts").iterdir())
-    assert {p.name for p in transcripts} == {f"{p}.log" for p in PHASES if p not in BY_HAND}
-    assert password not in out and password not in run.stderr
-    assert password not in upgrade.stdout + upgrade.stderr
-    assert password not in journal.read_text()
-    for path in transcripts:
-        assert password not in path.read_text(), path
+    assert {p.name for p in transcripts} == {f"{p}.log" for p in PHASES}
+    _assert_secret_nowhere(password, [journal], out, run.stderr, by_hand.stdout + by_hand.stderr)
 
 
-# -- 2. --yes stops at the first step done by hand -------------------------------------------------------
+# -- 2. --yes never confirms a phase that needs a person ---------------------------------------------------
 
 
-def _yes_run(config: Path, state: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
-    done = run_cli(["run", "--config", str(config), "--plain", "--yes", "--operator", "robot"], state)
+def _yes_run(
+    config: Path, state: Path, by_hand: tuple[str, ...] = ()
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    done = run_cli(
+        ["run", "--config", str(config), "--plain", "--yes", "--operator", "robot"],
+        state,
+        timeout=180,
+        by_hand=by_hand,
+    )
     match = re.search(r"(?m)^journal: (\S+)$", done.stdout)
     assert match, done.stdout + done.stderr
     return done, Path(match.group(1))
 
 
-def test_plain_yes_stops_at_the_backup_and_changes_nothing(
+def test_plain_yes_stops_at_a_phase_done_by_hand_and_changes_nothing(
     sandbox_reset: SandboxInfo, config: Path, tmp_path: Path
 ) -> None:
+    """The backup made not automatable (its body removed in the launcher): ``--yes`` stops there."""
     info, state = sandbox_reset, _state(tmp_path)
     commit = _head(info)
+    dumps = sorted((info.directory / "backups").iterdir())
     assert (_status(info.app_url), _status(_health_url(info))) == (500, 200)
 
-    done, journal = _yes_run(config, state)
+    done, journal = _yes_run(config, state, by_hand=("backup",))
 
     assert done.returncode == 3, done.stdout + done.stderr
     assert re.search(
         r"(?m)^stopped at backup \(Backup production database\): it is not automated", done.stdout
     )
+    assert "--yes never confirms work done by hand" in done.stdout
     assert "Carried out by hand" not in done.stdout  # --yes never answers that question
-    assert "Done by hand: Read MIGRATION_FIX_SUMMARY.md? [y/N] y (--yes)" in done.stdout
+    assert f"{READ_ITEMS[0]} [y/N] y (--yes)" in done.stdout
 
     items = events(journal, "item_confirmed")
     assert [e["item"] for e in items] == ["predeploy.read_summary", "predeploy.read_analysis"]
@@ -270,20 +367,80 @@ def test_plain_yes_stops_at_the_backup_and_changes_nothing(
     assert events(journal, "session_ended", exit_code=3)
     assert _verify(journal, state).returncode == 0
 
-    # nothing changed on the host: the app still answers (with the bug), same commit, lock released
+    # nothing changed on the host: the app still answers (with the bug), same commit, no dump, no lock
     assert (_status(info.app_url), _status(_health_url(info))) == (500, 200)
     assert _head(info) == commit
+    assert sorted((info.directory / "backups").iterdir()) == dumps
     assert not _lock_file(tmp_path).exists()
 
 
-# -- 3. a changed journal no longer verifies -------------------------------------------------------------
+# -- 3. --yes to the end, then rollback --yes ---------------------------------------------------------------
+
+
+def test_plain_yes_deploys_unattended_and_rollback_yes_puts_everything_back(
+    sandbox_reset: SandboxInfo, config: Path, tmp_path: Path
+) -> None:
+    info, state = sandbox_reset, _state(tmp_path)
+    password = _password(info)
+    commit_before, checksum_before = _head(info), _checksum(info)
+    assert _revision(info) == [BUG_REVISION]
+
+    with SecretWatch(password) as watch:
+        done, journal = _yes_run(config, state)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (_status(info.app_url), _revision(info)) == (200, [FIX_REVISION])
+        back = run_cli(
+            ["rollback", "--config", str(config), "--plain", "--yes", "--operator", "robot"], state, 180
+        )
+    _assert_watch_clean(watch)
+
+    # the deploy: every phase run and confirmed unattended, every item too, and the report says so
+    assert "deploy complete" in done.stdout
+    assert "(--yes keeps the checklist's order: stop, migrate, start)" in done.stdout
+    assert "Carried out by hand" not in done.stdout
+    confirmed = events(journal, "phase_confirmed")
+    assert [e["phase"] for e in confirmed] == list(PHASES)
+    assert all(
+        e["unattended"] is True and e["by_hand"] is False and e["operator"] == "robot" for e in confirmed
+    )
+    items = events(journal, "item_confirmed")
+    assert len(items) == 14 and all(e["unattended"] is True for e in items)
+    assert events(journal, "online_migration_declined")
+    assert _context(journal)["backup"]["verified"] is True
+    report = run_cli(["report", str(journal)], state)
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.count("**⚠ unattended**") >= len(PHASES)
+    assert "**✅ Journal chain verifies**" in report.stdout
+
+    # the rollback: exit 0, the revision, the data and the code as before the deploy, the app up
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "rollback complete" in back.stdout
+    assert _revision(info) == [BUG_REVISION]
+    assert _checksum(info) == checksum_before
+    assert _head(info) == commit_before
+    assert _status(_health_url(info)) == 200
+    match = re.search(r"(?m)^journal: (\S+)$", back.stdout)
+    assert match, back.stdout
+    rolled = Path(match.group(1))
+    (header,) = events(rolled, "session_started")
+    assert header["kind"] == "rollback" and header["deploy_session"] == str(journal.parent)
+    assert events(rolled, "session_ended", exit_code=0)
+    rb_confirmed = events(rolled, "phase_confirmed")
+    assert rb_confirmed and all(e["unattended"] is True for e in rb_confirmed)
+    assert not events(rolled, "phase_not_confirmed")
+    assert _verify(rolled, state).returncode == 0
+    assert not _lock_file(tmp_path).exists()
+    _assert_secret_nowhere(password, [journal, rolled], done.stdout, done.stderr, back.stdout, back.stderr)
+
+
+# -- 4. a changed journal no longer verifies -------------------------------------------------------------
 
 
 def test_tampered_journal_is_caught_and_report_flags_unattended(
     sandbox_reset: SandboxInfo, config: Path, tmp_path: Path
 ) -> None:
     state = _state(tmp_path)
-    done, journal = _yes_run(config, state)
+    done, journal = _yes_run(config, state, by_hand=("backup",))  # quick: it stops at the backup
     assert done.returncode == 3
     lines = journal.read_bytes().split(b"\n")[:-1]
     assert len(lines) >= 5
@@ -312,7 +469,7 @@ def test_tampered_journal_is_caught_and_report_flags_unattended(
     assert "**⚠ Journal chain does NOT verify**" in tampered_report.stdout
 
 
-# -- 4. the host lock ------------------------------------------------------------------------------------
+# -- 5. the host lock ------------------------------------------------------------------------------------
 
 
 def test_second_deploy_is_locked_out_until_the_first_ends(
@@ -320,7 +477,7 @@ def test_second_deploy_is_locked_out_until_the_first_ends(
 ) -> None:
     state = _state(tmp_path)
     first = spawn(config, operator="alice")
-    assert first.next_prompt() == "Done by hand: Read MIGRATION_FIX_SUMMARY.md?"  # A waits, holding the lock
+    assert first.next_prompt() == READ_ITEMS[0]  # A waits, holding the lock
     owner = LockOwner.from_json(_lock_file(tmp_path).read_text())
     assert (owner.operator, owner.pid) == ("alice", first.proc.pid)
 
@@ -334,20 +491,21 @@ def test_second_deploy_is_locked_out_until_the_first_ends(
     assert len(refused) == 1
     assert events(refused[0], "lock_refused") and events(refused[0], "session_ended", exit_code=4)
     assert not events(refused[0], "item_confirmed")  # nothing was run, nothing confirmed
+    assert not events(refused[0], "phase_started")
 
-    first.close_stdin()  # end of input: no, at every question
+    first.close_stdin()  # end of input: no, at every question; the backup runs, its gate says no
     assert first.wait() == 3
-    assert "stopped at backup: not done by hand" in first.output
+    assert "stopped at backup: not confirmed" in first.output
     assert not _lock_file(tmp_path).exists()
 
-    again = run_cli(["run", "--config", str(config), "--plain", "--yes", "--operator", "bob"], state)
+    again = run_cli(["run", "--config", str(config), "--plain", "--operator", "bob"], state)
     assert again.returncode == 3, again.stdout + again.stderr
     assert "locked by" not in again.stderr + again.stdout
-    assert "stopped at backup" in again.stdout
+    assert "stopped at backup: not confirmed" in again.stdout
     assert "did not end" not in again.stdout  # A ended properly: nothing to resume
 
 
-# -- 5. resume after kill -9 at a gate -------------------------------------------------------------------
+# -- 6. resume after kill -9 at a gate -------------------------------------------------------------------
 
 
 def test_resume_after_kill_at_the_stop_gate(
@@ -356,7 +514,7 @@ def test_resume_after_kill_at_the_stop_gate(
     info, state = sandbox_reset, _state(tmp_path)
     first = spawn(config, operator="alice")
     first_journal = first.journal
-    _answer_until_confirm(first)
+    _answer_until_gate(first, "stop_app")
     header = first.output.index("\n== 1. Stop Application (If Needed) (stop_app) ==\n")
     assert first.output.index("\nevidence:\n", header) > header
     assert first.output.endswith("Confirm? [y/N] ")
@@ -373,7 +531,7 @@ def test_resume_after_kill_at_the_stop_gate(
     assert "resume at: stop_app (already done on the host" in out
     second.answer("y")
     second_journal = second.journal
-    assert second.next_prompt() == "Confirm?"
+    assert second.next_prompt() == "Confirm?"  # no question about the online migration: it was declined
     shown = second.output[second.output.index("== 1. Stop Application") :]
     assert "already done on the host" in shown and "not run again" in shown
     assert "supervisorctl" not in second.output  # the stop command was not run again
@@ -382,13 +540,15 @@ def test_resume_after_kill_at_the_stop_gate(
     assert second.wait() == 3, second.output + second.stderr
     assert "stopped at deploy_code: not confirmed" in second.output
 
-    (header,) = events(second_journal, "session_started")
-    assert header["unfinished_session"] == str(first_journal)
-    assert [e["resumed_from"] for e in read_events(second.journal) if e["event"] == "resumed"] == [
-        str(first_journal)
+    (header_event,) = events(second_journal, "session_started")
+    assert header_event["unfinished_session"] == str(first_journal)
+    assert [e["resumed_from"] for e in events(second_journal, "resumed")] == [str(first_journal)]
+    assert _phases(second_journal, "phase_carried") == list(BEFORE_STOP)
+    assert [e["item"] for e in events(second_journal, "item_carried")] == [
+        "predeploy.read_summary",
+        "predeploy.read_analysis",
     ]
-    assert _phases(second_journal, "phase_carried") == ["backup"]
-    assert "stop_app" not in _phases(second_journal, "phase_started")
+    assert _phases(second_journal, "phase_started") == ["deploy_code"]
     assert events(second_journal, "phase_finished", phase="stop_app", proven_on_host=True)
     assert events(second_journal, "phase_confirmed", phase="stop_app", operator="bob")
     assert events(second_journal, "resume_offered", accepted=True, resume_at="stop_app")
@@ -415,7 +575,7 @@ def test_a_locked_out_run_does_not_hide_the_open_session(
     state = _state(tmp_path)
     first = spawn(config, operator="alice")
     first_journal = first.journal
-    _answer_until_confirm(first)  # stop_app ran: the app is down
+    _answer_until_gate(first, "stop_app")  # stop_app ran: the app is down
     locked = run_cli(["run", "--config", str(config), "--plain", "--yes", "--operator", "bob"], state)
     assert locked.returncode == 4, locked.stdout + locked.stderr
 
@@ -433,39 +593,42 @@ def test_a_locked_out_run_does_not_hide_the_open_session(
     assert after.wait() == 3
 
 
-# -- 6. resume after kill -9 while a phase runs ----------------------------------------------------------
+# -- 7. resume after kill -9 while a phase runs ----------------------------------------------------------
 
 
 def test_resume_after_kill_during_deploy_code_never_stops_the_app_again(
     sandbox_reset: SandboxInfo, config: Path, tmp_path: Path, spawn: Any
 ) -> None:
+    """deploy_code is held in its ``git merge`` (a wrapper on the host) while the run is killed."""
     info, state = sandbox_reset, _state(tmp_path)
     commit_before = _head(info)
-    wrapper, pid_file, release = _by_hand_fetch(info, tmp_path)
+    wrapper, pid_file, release = _blocking_git(info, tmp_path, "merge")
     try:
         first = spawn(config, operator="alice")
         first_journal = first.journal
-        _answer_until_confirm(first)  # the stop_app gate
+        _answer_until_gate(first, "stop_app")
         first.answer("y")
         first.wait_for(r"== 2\. Deploy New Code \(deploy_code\) ==")
-        fetch_pid = int(
+        merge_pid = int(
             wait_until(
-                lambda: pid_file.exists() and pid_file.read_text().strip(), 60, "the fetch on the host"
+                lambda: pid_file.exists() and pid_file.read_text().strip(), 60, "the merge on the host"
             )
         )
-        first.kill()  # while deploy_code waits in its git fetch
+        first.kill()  # while deploy_code waits in its git merge
     finally:
         release.touch()
         wrapper.unlink()
-    wait_until(lambda: pid_gone(fetch_pid), 30, "the released fetch to exit")
+    wait_until(lambda: pid_gone(merge_pid), 30, "the released merge to exit")
     assert events(first_journal, "phase_started", phase="deploy_code")
     assert not events(first_journal, "phase_finished", phase="deploy_code")
+    assert _head(info) == commit_before  # the merge never ran
     stops_before = (info.directory / "logs" / "app.log").read_text().count("Handling signal: term")
 
     second = spawn(config, operator="bob")
     assert second.next_prompt() == "Resume from there?"
     assert "the earlier session ended while deploy_code was running" in second.output
     assert "resume at: deploy_code" in second.output
+    assert "resume at: deploy_code (already done" not in second.output
     second.answer("y")
     second_journal = second.journal
     assert second.next_prompt() == "Confirm?"  # deploy_code ran again, from the start
@@ -474,12 +637,12 @@ def test_resume_after_kill_during_deploy_code_never_stops_the_app_again(
 
     assert "== 1. Stop Application" not in second.output
     assert "supervisorctl" not in second.output
-    assert _phases(second_journal, "phase_carried") == ["backup", "stop_app"]
+    assert _phases(second_journal, "phase_carried") == [*BEFORE_STOP, "stop_app"]
     assert _phases(second_journal, "phase_started") == ["deploy_code"]
     assert not (second_journal.parent / "transcripts" / "stop_app.log").exists()
     assert "stopped at deploy_code: not confirmed" in second.output
     assert events(second_journal, "phase_finished", phase="deploy_code", status="ok")
-    assert _head(info) != commit_before  # B's deploy_code fast-forwarded
+    assert _head(info) == _context(second_journal)["commit_target"] != commit_before  # fast-forwarded
     assert _status(_health_url(info)) is None  # still down: never started (nor stopped again)
     assert (info.directory / "logs" / "app.log").read_text().count("Handling signal: term") == stops_before
     assert _verify(second_journal, state).returncode == 0

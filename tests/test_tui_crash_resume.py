@@ -32,6 +32,8 @@ from todobox_deploy.sandbox.manager import SandboxInfo, sandbox_restore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
+BEFORE_STOP = ["backup", "preflight", "rehearsal", "notify"]  # the phases before the stop, in order
+
 CLI = [sys.executable, "-m", "todobox_deploy"]
 OPERATOR = "alice"
 ROWS, COLS = 40, 120
@@ -134,29 +136,39 @@ class TuiOnPty:
     @property
     def screen_text(self) -> str:
         """Everything written to the terminal so far, escape sequences removed."""
+        return self.text_since(0)
+
+    def mark(self) -> int:
+        """A position in the terminal output, for :meth:`text_since`."""
         with self._lock:
-            raw = self._buf.decode("utf-8", "replace")
+            return len(self._buf)
+
+    def text_since(self, mark: int) -> str:
+        """What was written to the terminal after ``mark``, escape sequences removed."""
+        with self._lock:
+            raw = self._buf[mark:].decode("utf-8", "replace")
         return ANSI.sub("", raw)
 
     def press(self, key: bytes) -> None:
         os.write(self.master, key)
 
-    def press_until(self, key: bytes, condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-        """Press ``key`` and wait for ``condition``; press again (at most twice more) if it did not land.
+    def press_until(
+        self, key: bytes, condition: Callable[[], Any], what: str, timeout: float = 60, every: float = 8.0
+    ) -> Any:
+        """Press ``key`` and wait for ``condition``; press again every ``every`` seconds until it holds.
 
-        A key that landed is journaled at once, so a repeat is only sent after seconds without a trace;
+        A key that landed is journaled at once, so a repeat is only sent after a while without a trace;
         the keys used here do nothing on the screen the landed one leads to.
         """
         deadline = time.monotonic() + timeout
-        for attempt in range(3):
+        while True:
             self.press(key)
             left = deadline - time.monotonic()
             try:
-                return wait_until(condition, what, timeout=left if attempt == 2 else min(8.0, left))
+                return wait_until(condition, what, timeout=max(0.0, min(every, left)))
             except AssertionError:
-                if attempt == 2 or time.monotonic() > deadline:
+                if time.monotonic() + 0.001 >= deadline:
                     raise AssertionError(f"{what}; the terminal shows:\n{self.screen_text[-3000:]}") from None
-        raise AssertionError(what)  # pragma: no cover
 
     def kill9(self) -> None:
         """``kill -9``: no clean-up, no ``session_ended``, the host lock left behind. Reaped, so the
@@ -232,6 +244,33 @@ def app_answers(info: SandboxInfo) -> bool:
     return True
 
 
+def run_and_confirm(tui: TuiOnPty, journal: Path, phase: str) -> None:
+    """``g`` runs the next phase (``phase``); once it finished, ``y`` in its confirmation modal."""
+    tui.press_until(b"g", lambda: events(journal, "phase_started", phase=phase), f"{phase} started")
+    finished = wait_until(
+        lambda: events(journal, "phase_finished", phase=phase), f"{phase} finished", timeout=120
+    )[0]
+    assert finished["status"] in ("ok", "warning", "skipped"), finished
+    # y does nothing on the wizard itself: pressed again until the modal it is meant for took it
+    tui.press_until(
+        b"y", lambda: events(journal, "phase_confirmed", phase=phase), f"{phase} confirmed", every=1
+    )
+
+
+def start_stop_app(tui: TuiOnPty, journal: Path) -> None:
+    """``g`` at the stop gate: the rehearsal saw an additive migration, so the wizard first offers to
+    migrate online (a modal); ``n`` keeps the checklist's order and the stop starts."""
+    mark = tui.mark()
+
+    def started() -> list[dict[str, Any]]:
+        return events(journal, "phase_started", phase="stop_app")
+
+    tui.press_until(b"g", lambda: started() or "Migrate online?" in tui.text_since(mark), "the stop gate")
+    assert not started(), "stop_app started without the online migration offer"
+    tui.press_until(b"n", started, "stop_app started after declining the online migration")
+    assert events(journal, "online_migration_declined") and not events(journal, "online_migration_chosen")
+
+
 # -- the tests -------------------------------------------------------------------------------------------
 
 
@@ -244,15 +283,16 @@ def test_kill_after_stop_then_plain_resume_confirms_the_host_instead_of_stopping
 
     tui = tui_factory(config)
     journal = tui_session(tui, tmp_path)
-    tui.press_until(b"g", lambda: events(journal, "phase_by_hand", phase="backup"), "backup done by hand")
-    tui.press_until(b"y", lambda: events(journal, "phase_confirmed", phase="backup"), "backup confirmed")
-    tui.press_until(b"g", lambda: events(journal, "phase_started", phase="stop_app"), "stop_app started")
+    for phase in BEFORE_STOP:
+        run_and_confirm(tui, journal, phase)
+    start_stop_app(tui, journal)
     finished = wait_until(
         lambda: events(journal, "phase_finished", phase="stop_app"), "stop_app finished", timeout=120
     )[0]
     assert finished["status"] == "ok", finished
     tui.kill9()  # at the confirmation of stop_app: the app is down, nothing confirmed it
 
+    assert [e["phase"] for e in events(journal, "phase_confirmed")] == BEFORE_STOP
     assert not app_answers(info), "the app still answers after stop_app"
     assert not events(journal, "session_ended")
     assert verify_journal(journal).ok  # a killed session's journal is intact up to its last line
@@ -265,6 +305,7 @@ def test_kill_after_stop_then_plain_resume_confirms_the_host_instead_of_stopping
     assert "did not end" in text and "DOWN" in text, dump
     assert "resume at: stop_app (already done on the host" in text, dump
     assert "already done on the host (the app is not answering): not run again" in text, dump
+    assert "Migrate online" not in text, dump  # declined in the killed session: not asked again
     assert "stopped at stop_app: not confirmed" in text, dump
 
     rerun = journal_of(out)
@@ -274,17 +315,18 @@ def test_kill_after_stop_then_plain_resume_confirms_the_host_instead_of_stopping
     assert events(rerun, "lock_taken")[0]["take_over"] is True  # the killed wizard's lock, holder gone
     offered = events(rerun, "resume_offered")[0]
     assert offered["accepted"] is True and offered["resume_at"] == "stop_app", offered
-    assert offered["carried"] == ["backup"] and offered["done_on_host"], offered
-    assert [e["phase"] for e in events(rerun, "phase_carried")] == ["backup"]
-    assert not events(rerun, "phase_started", phase="stop_app"), "stop_app was run again"
-    assert not events(rerun, "phase_started")
+    assert offered["carried"] == BEFORE_STOP and offered["done_on_host"], offered
+    assert Path(events(rerun, "resumed")[0]["resumed_from"]).resolve() == journal.resolve()
+    assert [e["phase"] for e in events(rerun, "phase_carried")] == BEFORE_STOP
+    assert events(rerun, "phase_finished", phase="stop_app", proven_on_host=True)
+    assert not events(rerun, "phase_started"), "a phase was run again"
     assert events(rerun, "session_ended")
     assert not events(journal, "session_ended")  # the killed session stays unfinished
     assert verify_journal(rerun).ok
     assert not app_answers(info)  # nothing started it again
 
 
-def test_kill_at_the_backup_confirmation_resumes_with_the_app_still_up(
+def test_kill_at_the_backup_confirmation_resumes_without_dumping_again(
     sandbox_reset: SandboxInfo, tmp_path: Path, tui_factory: Callable[[Path], TuiOnPty]
 ) -> None:
     info = sandbox_reset
@@ -292,27 +334,35 @@ def test_kill_at_the_backup_confirmation_resumes_with_the_app_still_up(
 
     tui = tui_factory(config)
     journal = tui_session(tui, tmp_path)
-    tui.press_until(b"g", lambda: events(journal, "phase_by_hand", phase="backup"), "backup done by hand")
-    wait_until(lambda: "Confirm phase" in tui.screen_text, "the backup confirmation on the terminal")
-    tui.kill9()  # at the confirmation modal: nothing changed on the host
+    mark = tui.mark()
+    tui.press_until(b"g", lambda: events(journal, "phase_started", phase="backup"), "backup started")
+    wait_until(lambda: events(journal, "phase_finished", phase="backup"), "backup finished", timeout=120)
+    wait_until(lambda: "Confirm phase" in tui.text_since(mark), "the backup confirmation on the terminal")
+    tui.kill9()  # at the confirmation modal: a verified dump on the host, the app untouched
 
     assert app_answers(info) and http_status(info.app_url, timeout=10) == 500  # up, in the bug state
     assert not events(journal, "session_ended") and not events(journal, "phase_confirmed")
+    (finished,) = events(journal, "phase_finished", phase="backup")
+    assert finished["status"] == "ok", finished
+    dumps = sorted((info.directory / "backups").glob("*.sql.gz"))
+    assert dumps
 
     out = plain_rerun(config, tmp_path, "y\n")
     text = out.stdout
     dump = f"--- stdout ---\n{text}\n--- stderr ---\n{out.stderr}"
     assert out.returncode == 3, dump
     assert "did not end" in text, dump
-    assert re.search(r"resume at: (backup|stop_app)\n", text), dump
+    assert "resume at: backup (already done on the host" in text, dump
     assert "DOWN" not in text, dump
-    assert "already done on the host" not in text, dump
+    assert "stopped at backup: not confirmed" in text, dump
 
     rerun = journal_of(out)
     assert Path(events(rerun, "resumed")[0]["resumed_from"]).resolve() == journal.resolve()
     offered = events(rerun, "resume_offered")[0]
-    assert offered["accepted"] is True and offered["resume_at"] in ("backup", "stop_app"), offered
-    assert not offered["done_on_host"], offered
-    assert not events(rerun, "phase_started")  # end of input: nothing ran
+    assert offered["accepted"] is True and offered["resume_at"] == "backup", offered
+    assert offered["carried"] == [] and offered["done_on_host"], offered
+    assert events(rerun, "phase_finished", phase="backup", proven_on_host=True)
+    assert not events(rerun, "phase_started")  # the backup was not run again; end of input: nothing ran
+    assert sorted((info.directory / "backups").glob("*.sql.gz")) == dumps  # no second dump
     assert events(rerun, "session_ended") and not events(journal, "session_ended")
     assert app_answers(info)

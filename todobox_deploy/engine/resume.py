@@ -287,7 +287,16 @@ def _effect(phase: str, ctx: DeployContext, host: HostState, expected_head: str)
     return None
 
 
-def _done_outcome(phase: str, host: HostState) -> PhaseOutcome:
+def _done_outcome(phase: str, host: HostState, ctx: DeployContext) -> PhaseOutcome:
+    if phase == "backup" and ctx.backup is not None:
+        b = ctx.backup
+        facts = (
+            ("backup", b.path),
+            ("size on the host", f"{host.backup_size} bytes (journaled: {b.size})"),
+            ("sha256 (journaled)", b.sha256),
+        )
+        text = f"the verified backup {b.path} is still on the host at its size"
+        return PhaseOutcome(PhaseStatus.OK, f"already done on the host ({text}): not run again", facts)
     text = {
         "stop_app": "the app is not answering",
         "start_app": "the app answers its health URL",
@@ -332,7 +341,7 @@ def plan_resume(
         carried.append(phase)
     done: PhaseOutcome | None = None
     if resume_at is not None and resume_at in changing and _effect(resume_at, ctx, host, expected_head):
-        done = _done_outcome(resume_at, host)
+        done = _done_outcome(resume_at, host, ctx)
     if state.running is not None:
         warnings.append(f"the earlier session ended while {state.running} was running")
     if host.app_up is False:

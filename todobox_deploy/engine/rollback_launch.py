@@ -103,7 +103,7 @@ def open_rollback_flow(
         heartbeat_interval=heartbeat_interval,
         kind=ROLLBACK_KIND,
         deploy_session=str(deploy.path.parent),
-        **({"unfinished_session": str(unfinished.path.parent)} if unfinished else {}),
+        **({"unfinished_session": str(unfinished.path)} if unfinished else {}),
     )
     flow.restore({}, deploy_context(deploy, unfinished))  # journals the deploy's facts as this context
     return flow
