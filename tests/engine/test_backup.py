@@ -26,7 +26,6 @@ from todobox_deploy.core.streams import Stream
 from todobox_deploy.engine import backup_cmd as bc
 from todobox_deploy.engine.flow import DeployFlow
 from todobox_deploy.engine.phases import PHASES
-from todobox_deploy.engine.phases.backup import backup
 from todobox_deploy.engine.session import DeploySession
 from todobox_deploy.journal.journal import Journal
 from todobox_deploy.remote.connection import SshConnection
@@ -36,8 +35,6 @@ from todobox_deploy.sandbox.manager import SandboxInfo
 from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-PHASES_WITH_BACKUP = {**PHASES, "backup": dataclasses.replace(PHASES["backup"], body=backup, timeout=None)}
 
 
 @dataclass
@@ -90,7 +87,7 @@ class Env:
         where.mkdir()
         flow = DeployFlow(
             CHECKLIST,
-            PHASES_WITH_BACKUP,
+            PHASES,
             session=session,
             operator="tester",
             host=config.target.host,

@@ -26,7 +26,7 @@ def _password(info: SandboxInfo) -> str:
     return password
 
 
-def _admin(info: SandboxInfo) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+def _admin(info: SandboxInfo) -> pymysql.connections.Connection:
     return pymysql.connect(
         unix_socket=str(info.db_socket), user="root", database=info.db_name, autocommit=True
     )

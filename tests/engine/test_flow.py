@@ -84,8 +84,15 @@ def run_and_confirm(flow: DeployFlow, phase_id: str) -> PhaseOutcome:
 
 
 def test_engine_phases_are_the_checklist_phases() -> None:
-    assert set(PHASES) == set(CHECKLIST.phases())
-    assert all(spec.id == phase_id for phase_id, spec in PHASES.items())
+    """Everything that can run before the stop does; the downtime is the stop to the start."""
+    assert tuple(PHASES) == ORDER == (
+        "backup", "preflight", "rehearsal", "notify",
+        "stop_app", "deploy_code", "verify_files", "db_check", "migrate", "verify_migration", "start_app",
+        "post_verify",
+    )  # fmt: skip
+    assert all(spec.id == phase_id and spec.body is not None for phase_id, spec in PHASES.items())
+    changing = {p for p, spec in PHASES.items() if spec.changes_host}
+    assert changing == {"backup", "stop_app", "deploy_code", "migrate", "start_app"}
 
 
 def test_phases_run_in_checklist_order_each_confirmed_first() -> None:

@@ -58,7 +58,8 @@ def _deploy_code(config: DeployConfig) -> DeployContext:
 
 
 class Phase:
-    """The migrate body run for real over a fresh session (it is not in the registry yet)."""
+    """The migrate body run for real over a fresh session, called directly: the flow's gate wants a backup
+    (``needs``), which these tests of the migration itself do not make."""
 
     def __init__(self, config: DeployConfig, tmp_path: Path) -> None:
         self.config, self.tmp_path = config, tmp_path

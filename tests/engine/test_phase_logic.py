@@ -68,11 +68,15 @@ class ScriptedSession:
         return result.exit_status
 
 
-def _call(session: ScriptedSession) -> tuple[PhaseCall, list[tuple[Stream, str]]]:
+def _call(
+    session: ScriptedSession, context: DeployContext | None = None
+) -> tuple[PhaseCall, list[tuple[Stream, str]]]:
     seen: list[tuple[Stream, str]] = []
-    call = PhaseCall(
-        session, lambda s, ls: seen.extend((s, x) for x in ls), threading.Event(), DeployContext()
-    )  # type: ignore[arg-type]
+
+    def sink(stream: Stream, lines: list[str]) -> None:
+        seen.extend((stream, x) for x in lines)
+
+    call = PhaseCall(session, sink, threading.Event(), context or DeployContext())  # type: ignore[arg-type]
     return call, seen
 
 
@@ -100,24 +104,43 @@ def test_deploy_refuses_a_diverged_branch() -> None:
     assert call.context.commit_after is None
 
 
+@dataclass
+class Moving(ScriptedSession):
+    """HEAD reads as each of ``heads`` in turn: before and after the fast-forward."""
+
+    heads: list[str] = field(default_factory=list)
+
+    def capture(self, argv: Sequence[str] | str, *, display: str | None = None, **_: Any) -> Result:
+        if display and display.startswith("git rev-parse"):
+            self.ran.append(display)
+            return Result(0, self.heads.pop(0))
+        return super().capture(argv, display=display)
+
+
 def test_deploy_records_both_commits_for_the_context() -> None:
-    heads = iter(["a" * 40, "b" * 40])
-
-    class Moving(ScriptedSession):
-        def capture(self, argv: Sequence[str] | str, *, display: str | None = None, **_: Any) -> Result:
-            if display and display.startswith("git rev-parse"):
-                self.ran.append(display)
-                return Result(0, next(heads))
-            return super().capture(argv, display=display)
-
     script = {"git status": Result(0), "git fetch": Result(0), "merge": Result(0), "git log": Result(0)}
     script["git diff"] = Result(0, "migrations/versions/d1f2e3c4b5a6_fix.py")
-    session = Moving(script)
+    session = Moving(script, heads=["a" * 40, "b" * 40])
     call, _ = _call(session)
     outcome = deploy_code(call)
     assert outcome.status is PhaseStatus.OK
     assert (call.context.commit_before, call.context.commit_after) == ("a" * 40, "b" * 40)
     assert outcome.fact("new migration files") == "d1f2e3c4b5a6_fix.py"
+    assert "git merge --ff-only origin/master" in session.ran
+
+
+def test_deploy_fast_forwards_to_the_preflights_commit_without_fetching() -> None:
+    """The pre-flight fetched and named the target: the stop waits on no network, and the work tree moves
+    to exactly that commit even if the remote branch moved on since."""
+    target = "c" * 40
+    script = {"git status": Result(0), "merge": Result(0), "git log": Result(0), "git diff": Result(0)}
+    session = Moving(script, heads=["a" * 40, target])
+    call, _ = _call(session, DeployContext(commit_target=target))
+    outcome = deploy_code(call)
+    assert outcome.status is PhaseStatus.OK, outcome.summary
+    assert not any("fetch" in c for c in session.ran)
+    assert f"git merge --ff-only {target[:12]}" in session.ran
+    assert call.context.commit_after == target and outcome.fact("new migration files") == "(none)"
 
 
 def test_stop_fails_when_the_app_still_answers() -> None:

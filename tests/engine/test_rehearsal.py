@@ -351,6 +351,7 @@ def prepared(sandbox_reset: SandboxInfo, tmp_path: Path) -> Iterator[tuple[Sandb
     for left in _scratch_schemas(sandbox_reset):  # never leave a copy behind, even when a test failed
         with _root(sandbox_reset) as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{left}`")
+    _scratch_grant(sandbox_reset, "GRANT", "TO")  # the sandbox's own state again (restoring keeps grants)
 
 
 def _backup_and_preflight(run: _Run) -> None:
@@ -362,15 +363,22 @@ def _backup_and_preflight(run: _Run) -> None:
     assert run.call.context.backup is not None and run.call.context.backup.verified
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(240)
-def _revoke_scratch_grant(info: SandboxInfo) -> None:
-    """The sandbox lets its app user create rehearsal copies; these tests need an account that cannot."""
+def _scratch_grant(info: SandboxInfo, verb: str, preposition: str) -> None:
     with _root(info) as conn, conn.cursor() as cur:
         for host in ("localhost", "127.0.0.1"):
-            cur.execute(f"REVOKE ALL PRIVILEGES ON `todobox\\_rehearsal\\_%`.* FROM 'todobox'@'{host}'")
+            cur.execute(
+                f"{verb} ALL PRIVILEGES ON `todobox\\_rehearsal\\_%`.* {preposition} 'todobox'@'{host}'"
+            )
 
 
+def _revoke_scratch_grant(info: SandboxInfo) -> None:
+    """The sandbox lets its app user create rehearsal copies; these tests need an account that cannot
+    (``prepared`` grants it again afterwards: the session's sandbox keeps grants across restores)."""
+    _scratch_grant(info, "REVOKE", "FROM")
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
 def test_without_privileges_or_an_admin_account_it_fails_naming_the_grant(
     prepared: tuple[SandboxInfo, DeployConfig, Path],
 ) -> None:
@@ -547,6 +555,7 @@ def test_an_app_account_granted_the_scratch_pattern_needs_no_admin(
     prepared: tuple[SandboxInfo, DeployConfig, Path],
 ) -> None:
     info, config, pins = prepared
+    _revoke_scratch_grant(info)
     with _root(info) as conn, conn.cursor() as cur:
         for host in ("localhost", "127.0.0.1"):  # what an administrator runs, as the FAILED message says
             cur.execute(f"GRANT ALL PRIVILEGES ON `todobox\\_rehearsal\\_%`.* TO 'todobox'@'{host}'")

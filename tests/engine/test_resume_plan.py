@@ -20,6 +20,7 @@ from todobox_deploy.engine.resume import (
 
 ORDER = CHECKLIST.phases()
 CHANGING = [p.id for p in PHASES.values() if p.changes_host]
+BEFORE_STOP = ORDER[: ORDER.index("stop_app")]  # backup, pre-flight, rehearsal, notify
 HEAD = "d1f2e3c4b5a6"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).isoformat()
 
@@ -39,8 +40,9 @@ def _journal(*phases: str, extra: list[dict[str, Any]] | None = None) -> list[di
     entries += [
         {"event": "phase_by_hand", "phase": "backup"},
         {"event": "phase_confirmed", "phase": "backup", "ts": NOW, "operator": "alice", "by_hand": True},
-        *_confirmed("preflight"),
     ]
+    for phase in BEFORE_STOP[1:]:
+        entries += _confirmed(phase)
     for phase in phases:
         entries += _confirmed(phase)
         if phase == "deploy_code":
@@ -61,7 +63,7 @@ def test_crash_at_the_gate_after_stop_confirms_the_host_evidence_instead_of_stop
     plan = _plan(
         entries, HostState(app_up=False, head="a" * 40, upstream="b" * 40, db_revision="c682ef478e45")
     )
-    assert plan.carried == ("backup", "preflight")
+    assert plan.carried == BEFORE_STOP
     assert plan.resume_at == "stop_app"
     assert plan.done_on_host is not None and "not run again" in plan.done_on_host.summary
     assert any("DOWN" in w for w in plan.warnings)
@@ -76,14 +78,14 @@ def test_journal_contradicted_by_the_host_resumes_at_the_contradicted_phase() ->
     # the journal says the app was stopped and the code deployed, but the app answers: never trust it
     plan = _plan(_journal("stop_app", "deploy_code"), HostState(True, "b" * 40, "b" * 40, "c682ef478e45"))
     assert plan.resume_at == "stop_app"
-    assert plan.carried == ("backup", "preflight")
+    assert plan.carried == BEFORE_STOP
     assert any("stop_app" in w and "does not show" in w for w in plan.warnings)
 
 
 def test_everything_proven_carries_over_and_resumes_at_the_first_unconfirmed() -> None:
     host = HostState(app_up=False, head="b" * 40, upstream="b" * 40, db_revision="c682ef478e45")
     plan = _plan(_journal("stop_app", "deploy_code", "verify_files"), host)
-    assert plan.carried == ("backup", "preflight", "stop_app", "deploy_code", "verify_files")
+    assert plan.carried == (*BEFORE_STOP, "stop_app", "deploy_code", "verify_files")
     assert plan.resume_at == "db_check" and plan.done_on_host is None
 
 
@@ -103,7 +105,7 @@ def test_a_phase_running_at_the_crash_is_named() -> None:
 
 
 def test_carried_confirmations_survive_a_second_crash() -> None:
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"event": "session_started", "host": "h", "operator": "bob", "ts": NOW},
         {"event": "phase_carried", "phase": "backup", "status": "skipped", "summary": "by hand",
          "confirmed_by": "alice", "confirmed_at": NOW, "by_hand": True},

@@ -42,7 +42,8 @@ def test_stop_then_start_with_evidence(sandbox_reset: SandboxInfo, run_phase: Ru
     assert _status(config.app.health_url) == 200
     stopped, seen, _ = run_phase("stop_app", config)
     assert stopped.status is PhaseStatus.OK, stopped.summary
-    assert stopped.fact("health") == "down"
+    refused = "down ConnectionRefusedError [Errno 111] Connection refused"
+    assert stopped.fact("health") == f"down (observed: {refused})"  # a refused connection: proof of down
     assert _status(config.app.health_url) is None  # really down, seen from here too
     assert any("STOPPED" in line for _, line in seen)  # supervisorctl status streamed
     started, seen, _ = run_phase("start_app", config)

@@ -6,7 +6,6 @@ import pytest
 
 from todobox_deploy.config import load_config
 from todobox_deploy.core.outcome import PhaseStatus
-from todobox_deploy.engine.phases.verify_files import parse_heads
 from todobox_deploy.sandbox.manager import SandboxInfo
 
 from .conftest import RunPhase
@@ -27,15 +26,6 @@ def upgrade():
 def downgrade():
     pass
 '''
-
-
-def test_parse_heads() -> None:
-    assert parse_heads(["d1f2e3c4b5a6 (head)"]) == ["d1f2e3c4b5a6"]
-    assert parse_heads(["aaaaaaaaaaaa (head)", "", "bbbbbbbbbbbb (effective head)"]) == [
-        "aaaaaaaaaaaa",
-        "bbbbbbbbbbbb",
-    ]
-    assert parse_heads(["INFO  [alembic.runtime.migration] Context impl MySQLImpl."]) == []
 
 
 def test_before_the_code_deploy_the_migration_is_missing(
@@ -75,3 +65,27 @@ def test_multiple_heads_are_refused(sandbox_reset: SandboxInfo, run_phase: RunPh
     assert outcome.status is PhaseStatus.FAILED
     assert "multiple heads" in outcome.summary
     assert "d1f2e3c4b5a6" in outcome.summary and "feedfacecafe" in outcome.summary
+
+
+def test_steps_3_and_4_never_import_the_app(sandbox_reset: SandboxInfo, run_phase: RunPhase) -> None:
+    """The graph comes from the migration files, so an app that cannot even import (as one that queries
+    a drifted schema at start-up cannot) does not blind the checks before the migration."""
+    from pathlib import Path
+
+    import git
+
+    config = load_config(sandbox_reset.config)
+    git.Repo(config.app.path).remotes.origin.pull("master")
+    init = Path(config.app.path) / "app" / "__init__.py"
+    original = init.read_text()
+    init.write_text('raise RuntimeError("the app cannot import")\n' + original)
+    try:
+        files, _, _ = run_phase("verify_files", config)
+        checked, seen, _ = run_phase("db_check", config)
+    finally:
+        init.write_text(original)
+    assert files.status is PhaseStatus.OK, files.summary
+    assert files.fact("heads") == "d1f2e3c4b5a6"
+    assert checked.status is PhaseStatus.OK, checked.summary
+    assert checked.fact("history heads") == "d1f2e3c4b5a6"
+    assert not any("the app cannot import" in line for _, line in seen)

@@ -58,7 +58,7 @@ class CuttableProxy:
                     if not data:
                         return
                     peers[s].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # a socket closed by cut() (fd -1)
             return
 
     def cut(self) -> None:

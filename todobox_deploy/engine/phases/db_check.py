@@ -57,7 +57,16 @@ def db_check(call: PhaseCall) -> PhaseOutcome:
         history, status = [], 1
     if facts.alembic_version is not None:
         call.establish(db_revision_before=facts.alembic_version)
-    return conclude(session.config.migration, facts, status, history)
+    outcome = conclude(session.config.migration, facts, status, history)
+    ctx = call.context
+    if ctx.db_state is None or outcome.status is PhaseStatus.FAILED:
+        return outcome
+    plan = " then ".join(f"{s} {r}" for s, r in ctx.migration_plan or ()) or "nothing to run"
+    return PhaseOutcome(  # step 5 runs the pre-flight's plan: say so here, where the operator reads it
+        outcome.status,
+        f"{outcome.summary}; the pre-flight found: {ctx.db_state}, step 5 runs: {plan}",
+        (*outcome.facts, ("database state (pre-flight)", ctx.db_state), ("step 5 runs", plan)),
+    )
 
 
 def conclude(mig: MigrationConfig, facts: SchemaFacts, status: int, history: list[str]) -> PhaseOutcome:

@@ -7,19 +7,11 @@ The heads come from the migration files in the work tree (their ``revision`` /
 from __future__ import annotations
 
 import posixpath
-import re
 
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flask_cli import app_command
 from todobox_deploy.engine.phases.spec import PhaseCall
 from todobox_deploy.engine.revisions import graph_in_work_tree, history_lines
-
-_REVISION = re.compile(r"^([0-9a-f]{6,40})\b")
-
-
-def parse_heads(lines: list[str]) -> list[str]:
-    """Revisions listed by ``flask db heads`` (``d1f2e3c4b5a6 (head)``), in order."""
-    return [m.group(1) for line in lines if (m := _REVISION.match(line.strip()))]
 
 
 def verify_files(call: PhaseCall) -> PhaseOutcome:
