@@ -180,6 +180,29 @@ def _cmd_journal_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from todobox_deploy.engine.launch import sessions_root
+    from todobox_deploy.journal.bundle import write_bundle
+
+    session = args.session
+    if session is None:
+        root = sessions_root()
+        found = sorted(p for p in root.iterdir() if (p / "journal.jsonl").is_file()) if root.is_dir() else []
+        if not found:
+            _err(f"no session under {root}: name one (a session folder or its journal.jsonl)")
+            return exits.USAGE
+        session = found[-1]
+    if session.name == "journal.jsonl":
+        session = session.parent
+    try:
+        path = write_bundle(session, args.output)
+    except (FileNotFoundError, OSError) as exc:
+        _err(str(exc))
+        return exits.USAGE
+    print(path)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from todobox_deploy.journal.report import report_file
 
@@ -269,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("file", type=Path)
     report.add_argument("--output", "-o", type=Path, default=None, help="write to a file instead of stdout")
     report.set_defaults(handler=_cmd_report)
+
+    bundle = sub.add_parser(
+        "bundle", help="a .tar.gz of one session for support: journal, transcripts, sign-off, report, config"
+    )
+    bundle.add_argument(
+        "session", type=Path, nargs="?", default=None, help="session folder (default: newest)"
+    )
+    bundle.add_argument("--output", "-o", type=Path, default=None, help="where to write the .tar.gz")
+    bundle.set_defaults(handler=_cmd_bundle)
 
     demo = sub.add_parser("demo", help="bring up the local sandbox and run the wizard against it")
     demo.add_argument("--dir", type=Path, default=None, help="sandbox directory")

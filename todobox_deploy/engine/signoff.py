@@ -1,0 +1,214 @@
+"""The sign-off: the post-deployment checklist and the success criteria, each with its evidence.
+
+An item passes on evidence a phase observed (the migration verified, the app started, the log scanned,
+the ORM query run); otherwise it is what a person said (by hand, or unattended under ``--yes``) or it has
+no evidence. The sign-off never says complete while a phase was done by hand or an item lacks evidence.
+Written as ``signoff.md`` and ``signoff.json`` beside the journal; the signature is journaled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from todobox_deploy.checklist.progress import Confirmation, ItemReport
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.text import inert
+from todobox_deploy.engine.flow import DeployFlow
+
+Verdict = Literal["pass", "fail", "by hand", "unattended", "no evidence"]
+
+# item id (without its section) -> (phase, fact label prefix or None for the phase's own status)
+_EVIDENCE: dict[str, tuple[str, str | None]] = {
+    "migration": ("verify_migration", None),
+    "app_starts": ("start_app", None),
+    "no_unknown_column": ("post_verify", "Test 2: log"),
+    "db_queries": ("post_verify", "Test 4"),
+    "api_token": ("post_verify", "Test 5"),
+}
+
+
+@dataclass(frozen=True)
+class SignoffItem:
+    id: str
+    title: str
+    verdict: Verdict
+    evidence: str
+
+
+@dataclass(frozen=True)
+class SignoffPhase:
+    id: str
+    title: str
+    status: str
+    summary: str
+    confirmed_by: str
+    confirmed_at: str
+    by_hand: bool
+    unattended: bool
+
+
+@dataclass(frozen=True)
+class Signoff:
+    title: str
+    operator: str
+    host: str
+    session: str
+    generated_at: str
+    downtime: str
+    phases: tuple[SignoffPhase, ...]
+    post_deploy: tuple[SignoffItem, ...]
+    success: tuple[SignoffItem, ...]
+    signed_by: str | None = None
+
+    @property
+    def problems(self) -> list[str]:
+        """Why this sign-off is not complete (empty when it is)."""
+        out = [f"phase {p.title}: not confirmed" for p in self.phases if not p.confirmed_by]
+        out += [f"phase {p.title}: done by hand, no evidence" for p in self.phases if p.by_hand]
+        items = (*self.post_deploy, *self.success)
+        out += [f"{i.title}: {i.verdict}" for i in items if i.verdict not in ("pass", "by hand")]
+        return out
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["complete"], data["problems"] = self.complete, self.problems
+        return data
+
+
+def _judge(item_id: str, outcomes: dict[str, PhaseOutcome], c: Confirmation | None) -> tuple[Verdict, str]:
+    key = item_id.split(".", 1)[1]
+    source = _EVIDENCE.get(key)
+    if source is not None and source[0] in outcomes:
+        phase, prefix = source
+        outcome = outcomes[phase]
+        if prefix is None:
+            ok = outcome.status in (PhaseStatus.OK, PhaseStatus.WARNING)
+            return ("pass" if ok else "fail"), f"{phase}: {outcome.status.value}: {outcome.summary}"
+        facts = [(k, v) for k, v in outcome.facts if k.startswith(prefix)]
+        if facts:
+            bad = any(
+                ("cannot verify" in v or "failed" in v or "exit" in v and "exit 0" not in v) for _, v in facts
+            )
+            text = "; ".join(f"{k}: {v}" for k, v in facts)
+            return ("fail" if bad else "pass"), f"{phase}: {text}"
+    if c is None or not c.accepted:
+        return "no evidence", "not confirmed"
+    if c.unattended:
+        return (
+            "unattended",
+            f"confirmed unattended (--yes) by {c.operator} at {c.at.isoformat(timespec='seconds')}",
+        )
+    return "by hand", f"confirmed by {c.operator} at {c.at.isoformat(timespec='seconds')}"
+
+
+def _downtime(flow: DeployFlow) -> str:
+    ctx = flow.context
+    if not ctx.app_down_at:
+        return "the app was not stopped"
+    if not ctx.app_up_at:
+        return f"down since {ctx.app_down_at} (not healthy again yet)"
+    seconds = (
+        datetime.fromisoformat(ctx.app_up_at) - datetime.fromisoformat(ctx.app_down_at)
+    ).total_seconds()
+    return f"{seconds:.1f} s (stopped {ctx.app_down_at}, healthy {ctx.app_up_at})"
+
+
+def build_signoff(flow: DeployFlow, signed_by: str | None = None) -> Signoff:
+    """The sign-off of ``flow`` as it stands (a preview until every phase is confirmed)."""
+    report = flow.report()
+    outcomes = flow.progress.outcomes
+    phases = tuple(
+        SignoffPhase(
+            p.node.phase or p.node.id,
+            p.node.title,
+            p.status.value,
+            p.outcome.summary if p.outcome else "",
+            p.confirmation.operator if p.confirmation and p.confirmation.accepted else "",
+            p.confirmation.at.isoformat(timespec="seconds") if p.confirmation else "",
+            bool(p.confirmation and p.confirmation.by_hand),
+            bool(p.confirmation and p.confirmation.unattended),
+        )
+        for p in report.phases
+    )
+
+    def items(reports: tuple[ItemReport, ...]) -> tuple[SignoffItem, ...]:
+        judged = ((r.node, _judge(r.node.id, outcomes, r.confirmation)) for r in reports)
+        return tuple(SignoffItem(node.id, node.title, v, evidence) for node, (v, evidence) in judged)
+
+    return Signoff(
+        report.title,
+        flow.operator,
+        flow.host or "",
+        str(flow.session_dir or ""),
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        _downtime(flow),
+        phases,
+        items(report.post_deploy),
+        items(report.success),
+        signed_by,
+    )
+
+
+def signoff_markdown(s: Signoff) -> str:
+    """The sign-off as Markdown (host text made inert, table cells escaped)."""
+
+    def cell(text: str) -> str:
+        return inert(text).replace("|", "\\|")
+
+    state = "COMPLETE" if s.complete else "NOT COMPLETE"
+    lines = [
+        f"# Sign-off: {cell(s.title)}",
+        "",
+        f"**{state}**" + ("" if s.complete else ": " + "; ".join(cell(p) for p in s.problems)),
+        "",
+        f"- Host: {cell(s.host)}",
+        f"- Operator: {cell(s.operator)}",
+        f"- Session: `{cell(s.session)}`",
+        f"- Downtime: {cell(s.downtime)}",
+        f"- Signed by: {cell(s.signed_by) if s.signed_by else 'not signed'}",
+        f"- Written: {s.generated_at}",
+        "",
+        "## Phases",
+        "",
+        "| Phase | Status | Confirmed by | At | How | Summary |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in s.phases:
+        how = "by hand" if p.by_hand else ("unattended" if p.unattended else "")
+        lines.append(
+            f"| {cell(p.title)} | {p.status} | {cell(p.confirmed_by) or 'not confirmed'} | {p.confirmed_at} "
+            f"| {how} | {cell(p.summary)} |"
+        )
+    for heading, group in (("Post-Deployment Checklist", s.post_deploy), ("Success Criteria", s.success)):
+        lines += ["", f"## {heading}", "", "| Item | Verdict | Evidence |", "|---|---|---|"]
+        lines += [f"| {cell(i.title)} | {i.verdict} | {cell(i.evidence)} |" for i in group]
+    return "\n".join(lines) + "\n"
+
+
+def write_signoff(s: Signoff, directory: Path) -> tuple[Path, Path]:
+    """``signoff.md`` and ``signoff.json`` in ``directory`` (the session folder)."""
+    md, js = directory / "signoff.md", directory / "signoff.json"
+    md.write_text(signoff_markdown(s), encoding="utf-8")
+    js.write_text(json.dumps(s.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return md, js
+
+
+def sign(flow: DeployFlow, name: str | None) -> tuple[Signoff, tuple[Path, Path] | None]:
+    """Build the sign-off, journal the signature (or that it was not signed), write it beside the journal."""
+    s = build_signoff(flow, signed_by=name)
+    flow.record(
+        "signed_off" if name else "signoff_written",
+        signed_by=name,
+        complete=s.complete,
+        problems=s.problems,
+    )
+    paths = write_signoff(s, flow.session_dir) if flow.session_dir else None
+    return s, paths
