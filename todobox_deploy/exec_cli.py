@@ -1,4 +1,5 @@
-"""``todobox-deploy exec --config FILE [--detached] -- COMMAND...``: one command on the target."""
+"""``todobox-deploy exec --config FILE [--detached] -- COMMAND...``: one command on the target, its output
+passed through byte for byte (``--attach RUN_ID`` re-attaches to a detached run)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import secrets as pysecrets
 import shlex
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,14 +33,16 @@ if TYPE_CHECKING:
     from todobox_deploy.remote.secrets import Secrets
 
 CONNECTION_FAILED = 255
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
 
 def add_exec_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "exec",
         help="run one command on the target over SSH and exit with its exit code",
-        description="Run COMMAND on the deploy target. Exit code = the remote exit code; 255 when the "
-        "connection, host key or authentication fails.",
+        description="Run COMMAND on the deploy target. Its stdout and stderr reach this command's stdout and "
+        "stderr byte for byte (known secrets masked, unless --no-redact). Exit code = the remote exit code; "
+        "255 when the connection, host key or authentication fails or the command was killed by a signal.",
     )
     p.add_argument("--config", required=True, type=Path, help="deploy config (TOML)")
     p.add_argument(
@@ -48,36 +52,82 @@ def add_exec_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--run-id", help="run id for --detached (default: generated)")
     p.add_argument(
+        "--attach", metavar="RUN_ID", help="re-attach to a detached run instead of running a command"
+    )
+    p.add_argument("--offset", type=int, default=0, help="with --attach: the byte of its output to start at")
+    p.add_argument(
         "--app",
         action="store_true",
         help="run in the app's directory; `flask ...` also gets the app's env file and FLASK_APP",
+    )
+    p.add_argument(
+        "--no-redact",
+        action="store_true",
+        help="pass the output through unchanged, without masking the DB password (for binary output)",
     )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(handler=run_exec_command)  # cli.main dispatches on `handler`
     return p
 
 
-def _sink(stream: Stream, lines: list[str]) -> None:
-    out = sys.stderr if stream != "stdout" else sys.stdout
-    out.write("".join(line + "\n" for line in lines))
-    out.flush()
+def _say(message: str) -> None:
+    """One line of exec's own on stderr (a closed stderr is not an error)."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr, flush=True)
+
+
+class _Output:
+    """The remote output, written to this process's stdout and stderr byte for byte.
+
+    A closed pipe (``exec ... | head -1``) is not an error: that stream's output is dropped from then on
+    (the descriptor points at /dev/null, so that exiting flushes quietly), and a closed stdout sets
+    ``stdout_closed``: the remote command is told, as ``ssh`` tells it (at the first write that fails,
+    as with ``ssh``), and gets SIGPIPE at its next write to stdout.
+    """
+
+    def __init__(self) -> None:
+        self.stdout_closed = threading.Event()
+        self._closed: set[int] = set()
+
+    def __call__(self, stream: Stream, data: bytes) -> None:
+        fd = 1 if stream == "stdout" else 2
+        if fd in self._closed:
+            return
+        text = sys.stdout if fd == 1 else sys.stderr
+        if text is None:  # started with that descriptor closed: as ssh does, as if it were /dev/null
+            self._closed.add(fd)
+            return
+        try:
+            text.flush()  # exec's own lines first
+            text.buffer.write(data)
+            text.buffer.flush()
+        except OSError as exc:  # EPIPE mostly; EBADF, ENOSPC: that output is gone either way
+            if not isinstance(exc, BrokenPipeError):
+                _say(f"exec: cannot write to {stream}: {exc.strerror or exc}")
+            self._closed.add(fd)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+            if fd == 1:
+                self.stdout_closed.set()
 
 
 def run_exec_command(args: argparse.Namespace) -> int:
     from todobox_deploy.config import ConfigError, load_config
     from todobox_deploy.remote.connection import SshConnection
+    from todobox_deploy.remote.detached import FollowStopped
     from todobox_deploy.remote.prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
 
     argv = list(args.command)
     if argv and argv[0] == "--":
         argv = argv[1:]
-    if not argv:
-        print("exec: no command given (usage: exec --config FILE -- COMMAND...)", file=sys.stderr)
+    if bool(argv) == bool(args.attach):
+        _say("exec: give a command or --attach RUN_ID (usage: exec --config FILE -- COMMAND...)")
         return 2
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"exec: {exc}", file=sys.stderr)
+        _say(f"exec: {exc}")
         return 2
     command: list[str] | str = argv
     if args.app:
@@ -87,38 +137,58 @@ def run_exec_command(args: argparse.Namespace) -> int:
     conn = SshConnection(
         cfg.target, confirm_host_key=ask_trust_on_terminal, passphrase=ask_passphrase_on_terminal
     )
+    out = _Output()
     started = time.monotonic()
     code: int | None = None
+
+    def info(message: str) -> None:
+        _say(f"exec: {message}")
+
     try:
         conn.connect()
         for warning in conn.warnings:
-            print(f"exec: warning: {warning}", file=sys.stderr)
-        secrets = _secrets(cfg, conn)
-        if args.detached:
+            _say(f"exec: warning: {warning}")
+        secrets = None if args.no_redact else _secrets(cfg, conn)
+        closed = out.stdout_closed
+        if args.attach:
+            code = conn.attach_bytes(
+                args.attach, out, info=info, offset=args.offset, secrets=secrets, stdout_closed=closed
+            )
+        elif args.detached:
             run_id = args.run_id or time.strftime("exec-%Y%m%dT%H%M%S-") + pysecrets.token_hex(3)
-            print(f"exec: detached run id {run_id}", file=sys.stderr)
-            code = conn.run_detached(run_id, command, _sink, secrets=secrets)
+            info(f"detached run id {run_id}")
+            code = conn.run_detached_bytes(
+                run_id, command, out, info=info, secrets=secrets, stdout_closed=closed
+            )
         else:
-            code = conn.run(command, _sink, secrets=secrets)
+            code = conn.run_bytes(command, out, secrets=secrets, stdout_closed=closed)
         return code
+    except FollowStopped as stopped:
+        again = (
+            f"todobox-deploy exec --config {args.config} --attach {stopped.run_id} --offset {stopped.offset}"
+        )
+        info(f"{stopped}: {again}")
+        return SIGPIPE_EXIT
     except (HostKeyError, HostUnreachable, AuthenticationFailed, ConfigProblem, LinkLost) as exc:
-        print(f"exec: {exc}", file=sys.stderr)
+        info(str(exc))
         return CONNECTION_FAILED
     except CommandKilled as exc:
-        print(f"exec: {exc}", file=sys.stderr)
+        if not out.stdout_closed.is_set():  # else: SIGPIPE after its reader went away, as expected (ssh: 255)
+            info(str(exc))
         return CONNECTION_FAILED
     except CommandCancelled as exc:
-        print(f"exec: {exc}", file=sys.stderr)
+        info(str(exc))
         return 130
     except RemoteError as exc:
-        print(f"exec: {exc}", file=sys.stderr)
+        info(str(exc))
         return CONNECTION_FAILED
     except KeyboardInterrupt:
-        print("exec: interrupted", file=sys.stderr)
+        info("interrupted")
         return 130
     finally:
         conn.close()
-        _journal(cfg, args, argv, code, time.monotonic() - started)
+        if argv:
+            _journal(cfg, args, argv, code, time.monotonic() - started)
 
 
 def _secrets(cfg: DeployConfig, conn: SshConnection) -> Secrets:
@@ -161,7 +231,7 @@ def _journal(
             app=bool(args.app),
             detached=bool(args.detached),
         )
-        print(f"exec: recorded in the open deploy session {open_session.path}", file=sys.stderr)
+        _say(f"exec: recorded in the open deploy session {open_session.path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,8 +73,8 @@ def show_resume(console: Console, found: Resumable) -> None:
     """What the earlier session's journal says beside what the host shows now."""
     prev, plan = found.previous, found.plan
     console.say(
-        f"The last session for this host did not end: {prev.path}",
-        f"  started {prev.started} by {prev.operator}",
+        inert(f"The last session for this host did not end: {prev.path}"),
+        inert(f"  started {prev.started} by {prev.operator}"),
         "",
         "  what                          the journal says        the host shows",
     )
@@ -86,7 +86,7 @@ def show_resume(console: Console, found: Resumable) -> None:
         console.say("  every phase is confirmed and still shows on the host")
     else:
         done = " (already done on the host: you confirm, it is not run again)" if plan.done_on_host else ""
-        console.say(f"  resume at: {plan.resume_at}{done}")
+        console.say(inert(f"  resume at: {plan.resume_at}{done}"))
 
 
 def _who(c: Confirmation | None) -> str:
@@ -104,7 +104,11 @@ class PlainRun:
 
     def run(self) -> int:
         flow, say = self.flow, self.console.say
-        say(f"journal: {flow.journal_path}", f"operator: {flow.operator}", f"host: {flow.host}")
+        say(
+            inert(f"journal: {flow.journal_path}"),
+            inert(f"operator: {flow.operator}"),
+            inert(f"host: {flow.host}"),
+        )
         while (phase := flow.next_phase()) is not None:
             self._items_before(phase)
             code = self._phase(phase)
@@ -144,7 +148,7 @@ class PlainRun:
             try:
                 outcome = self._execute(phase)
             except GateRefused as refused:
-                say(f"refused: {refused}")
+                say(inert(f"refused: {refused}"))
                 return exits.NEEDS_PERSON
         self._evidence(outcome)
         if outcome.status not in ACCEPTABLE:
@@ -211,7 +215,7 @@ class PlainRun:
         app = "cannot verify" if host.app_up is None else ("up" if host.app_up else "down")
         ctx = self.flow.context
         before = f" (before the deploy: {ctx.commit_before[:12]})" if ctx.commit_before else ""
-        return (
+        return inert(  # HEAD and the DB revision come from the host
             f"host state: app {app}; HEAD {(host.head or 'cannot verify')[:12]}{before}; "
             f"alembic_version {host.db_revision or 'cannot verify'}"
         )

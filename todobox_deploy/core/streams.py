@@ -11,3 +11,11 @@ OutputSink = Callable[[Stream, list[str]], None]
 """Receives complete lines (no trailing newline) in batches, each batch tagged with its stream.
 
 Called from worker threads; a front end must only hand the batch over (e.g. post a message)."""
+
+
+class Unterminated(str):
+    """A line the host did not end with a newline: the output's last line, or a piece of a line longer
+    than ``max_line`` (the next line continues it). Equal to its text; a sink that keeps a record
+    (the transcript) marks it rather than add a newline that was not there."""
+
+    __slots__ = ()

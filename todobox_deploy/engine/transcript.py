@@ -1,6 +1,9 @@
 """The one transcript writer: every line a phase streams, time-stamped, in ``<dir>/<phase>.log``.
 
-The log pane keeps a bounded window in memory; the transcript on disk keeps everything.
+The log pane keeps a bounded window in memory; the transcript on disk keeps everything: the exact text,
+escaped (``core.text.inert``: a control character but tab is written as ``\\xNN``, so that viewing the file
+with ``cat`` or ``less -R`` obeys nothing the host sent). A line that did not end with a newline on the
+host (``Unterminated``) is followed by a ``\\ no newline`` note rather than given one silently.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from todobox_deploy.core.streams import OutputSink, Stream
+from todobox_deploy.core.streams import OutputSink, Stream, Unterminated
+from todobox_deploy.core.text import inert
 
 PREFIX: dict[Stream, str] = {"stdout": "  ", "stderr": "! ", "info": "# ", "error": "!! "}
+NO_NEWLINE = "\\ no newline at the end of the line above on the host"
 
 
 class Transcript:
@@ -24,11 +29,18 @@ class Transcript:
 
     def write_lines(self, stream: Stream, lines: list[str]) -> None:
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
-        self._fh.writelines(f"{stamp} {PREFIX[stream]}{line}\n" for line in lines)
+        prefix, note = PREFIX[stream], f"{stamp} {PREFIX['info']}{NO_NEWLINE}\n"
+        joined = "".join(lines)
+        escape = inert if inert(joined) is not joined else str  # one scan for a batch that needs nothing
+        self._fh.writelines(
+            f"{stamp} {prefix}{escape(line)}\n" + (note if isinstance(line, Unterminated) else "")
+            for line in lines
+        )
         self._fh.flush()
 
     def write_text(self, text: str) -> None:
-        self._fh.write(text)
+        """Free text (a traceback): its own line breaks kept, every other control character escaped."""
+        self._fh.write("\n".join(inert(part) for part in text.split("\n")))
         self._fh.flush()
 
     def tee(self, sink: OutputSink) -> OutputSink:

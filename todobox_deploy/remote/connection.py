@@ -34,7 +34,7 @@ from .errors import (
 )
 from .hostkeys import KnownHosts, default_known_hosts_files, default_pin_file, fingerprint, pin_host_key
 from .lines import LineBatcher
-from .secrets import Secrets
+from .secrets import ByteSink, RedactedBytes, Secrets
 from .sshconfig import Endpoint, ResolvedTarget, resolve
 from .stream import run_on_channel
 
@@ -370,6 +370,39 @@ class SshConnection:
         finally:
             batcher.close()
 
+    def run_bytes(
+        self,
+        argv: Sequence[str] | str,
+        out: ByteSink,
+        *,
+        cancel: threading.Event | None = None,
+        stdin: bytes | None = None,
+        secrets: Secrets | None = None,
+        timeout: float | None = None,
+        stdout_closed: threading.Event | None = None,
+    ) -> int:
+        """Run a command, handing its output to ``out`` as raw chunks (no decoding, no line splitting);
+        return its exit status. Known secrets are masked across chunk boundaries; a tail that may be a
+        secret's start is held until the next chunk or the end. ``stdout_closed``: see ``run_on_channel``.
+        Raises like :meth:`run`.
+        """
+        script = self._script(argv, secrets)
+        redacted = RedactedBytes(out, secrets)
+        try:
+            return run_on_channel(
+                self.transport(),
+                script,
+                redacted,
+                cancel=cancel,
+                stdin=stdin,
+                timeout=timeout,
+                kill_group=self.kill_group,
+                link_state=self.link_state,
+                stdout_closed=stdout_closed,
+            )
+        finally:
+            redacted.close()
+
     def capture(
         self,
         argv: Sequence[str] | str,
@@ -392,7 +425,7 @@ class SshConnection:
         )
 
         def text(b: bytearray) -> str:
-            s = bytes(b).decode("utf-8", "replace")
+            s = bytes(b).decode("utf-8", "backslashreplace")
             return secrets.redact(s) if secrets else s
 
         return CommandResult(rc, text(out["stdout"]), text(out["stderr"]))
@@ -427,6 +460,40 @@ class SshConnection:
         from .detached import DetachedRun
 
         return DetachedRun(self, run_id).follow(sink, offset=offset, cancel=cancel, secrets=secrets)
+
+    def run_detached_bytes(
+        self,
+        run_id: str,
+        argv: Sequence[str] | str,
+        out: ByteSink,
+        *,
+        info: Callable[[str], None],
+        secrets: Secrets | None = None,
+        stdout_closed: threading.Event | None = None,
+    ) -> int:
+        """``run_detached`` on the byte path (``exec --detached``); see ``DetachedRun.follow_bytes``."""
+        from .detached import DetachedRun
+
+        return DetachedRun(self, run_id).launch_and_follow_bytes(
+            self._script(argv, secrets), out, info=info, secrets=secrets, stdout_closed=stdout_closed
+        )
+
+    def attach_bytes(
+        self,
+        run_id: str,
+        out: ByteSink,
+        *,
+        info: Callable[[str], None],
+        offset: int = 0,
+        secrets: Secrets | None = None,
+        stdout_closed: threading.Event | None = None,
+    ) -> int:
+        """``attach`` on the byte path: the run's log from byte ``offset``, exactly as written."""
+        from .detached import DetachedRun
+
+        return DetachedRun(self, run_id).follow_bytes(
+            out, info=info, offset=offset, secrets=secrets, stdout_closed=stdout_closed
+        )
 
     def run_state(self, run_id: str) -> tuple[str, int | None, int | None]:
         """State of a detached run: ("absent"|"running"|"finished"|"unknown", exit code, log size)."""

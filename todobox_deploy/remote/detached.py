@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import shlex
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from todobox_deploy.core.streams import OutputSink, Stream
 
@@ -26,7 +27,7 @@ from .errors import (
     UnsafeArgument,
 )
 from .lines import LineBatcher
-from .secrets import Secrets
+from .secrets import ByteSink, RedactedBytes, Secrets
 from .stream import run_on_channel
 
 if TYPE_CHECKING:
@@ -166,6 +167,23 @@ class DetachedRun:
         stdin: bytes | None = None,
         secrets: Secrets | None = None,
     ) -> int:
+        self._launch_once(script, stdin)
+        return self.follow(sink, offset=0, cancel=cancel, secrets=secrets)
+
+    def launch_and_follow_bytes(
+        self,
+        script: str,
+        out: ByteSink,
+        *,
+        info: Callable[[str], None],
+        secrets: Secrets | None = None,
+        stdout_closed: threading.Event | None = None,
+    ) -> int:
+        """``launch_and_follow`` on the byte path (``exec --detached``): see :meth:`follow_bytes`."""
+        self._launch_once(script, None)
+        return self.follow_bytes(out, info=info, secrets=secrets, stdout_closed=stdout_closed)
+
+    def _launch_once(self, script: str, stdin: bytes | None) -> None:
         try:
             self.launch(script, stdin=stdin)
         except (LinkLost, CommandKilled):
@@ -173,7 +191,6 @@ class DetachedRun:
             self.conn.reconnect()
             if self.state()[0] == "absent":
                 raise
-        return self.follow(sink, offset=0, cancel=cancel, secrets=secrets)
 
     def follow(
         self,
@@ -184,22 +201,44 @@ class DetachedRun:
         secrets: Secrets | None = None,
     ) -> int:
         """Stream the log from ``offset`` until the run ends; survive drops; return the host's exit code."""
+        return self._follow(_Lines(LineBatcher(sink, secrets), offset), offset, cancel, None)
+
+    def follow_bytes(
+        self,
+        out: ByteSink,
+        *,
+        info: Callable[[str], None],
+        offset: int = 0,
+        cancel: threading.Event | None = None,
+        secrets: Secrets | None = None,
+        stdout_closed: threading.Event | None = None,
+    ) -> int:
+        """``follow`` on the byte path: the log's bytes go to ``out`` (as "stdout") exactly as written,
+        redacted across chunks; what this follower itself reports goes to ``info``. ``stdout_closed`` set
+        (nobody reads the output any more): following stops and FollowStopped says where to re-attach;
+        the run goes on on the host."""
+        return self._follow(_Bytes(RedactedBytes(out, secrets), info, offset), offset, cancel, stdout_closed)
+
+    def _follow(
+        self,
+        rx: _Receiver,
+        offset: int,
+        cancel: threading.Event | None,
+        stop: threading.Event | None,
+    ) -> int:
         self.offset = offset
-        batcher = LineBatcher(sink, secrets)
         cancelled = gave_up = False
 
         def on_data(stream: Stream, data: bytes) -> None:
             if stream == "stdout":
                 self.offset += len(data)
-                batcher.feed("stdout", data)
-            else:
-                batcher.feed("stderr", data)
+            rx.data(stream, data)
 
         def tick() -> None:
             nonlocal cancelled
-            batcher.maybe_flush()
+            rx.tick()
             if cancel is not None and cancel.is_set() and not cancelled:
-                batcher.message("info", f"cancelling run {self.run_id}")
+                rx.info(f"cancelling run {self.run_id}")
                 self.cancel()  # if the link is down this raises; it is sent again after the reconnect
                 cancelled = True
 
@@ -213,6 +252,8 @@ class DetachedRun:
                         on_data,
                         tick=tick,
                         link_state=self.conn.link_state,
+                        cancel=stop,
+                        kill_group=self.conn.kill_group,
                     )
                     if rc == 78:
                         raise RemoteError(f"there is no run {self.run_id} on the host")
@@ -228,23 +269,87 @@ class DetachedRun:
                         if cancelled:
                             raise CommandCancelled(f"run {self.run_id} was cancelled (exit code {code})")
                         return code
+                except CommandCancelled:
+                    if stop is None or not stop.is_set():
+                        raise
+                    gave_up = True
+                    raise FollowStopped(self.run_id, rx.resume_offset(self.offset)) from None
                 except (LinkLost, HostUnreachable, CommandKilled) as exc:
-                    batcher.message(
-                        "info", f"link lost ({exc}); reconnecting to re-attach at byte {self.offset}"
-                    )
+                    rx.info(f"link lost ({exc}); reconnecting to re-attach at byte {self.offset}")
                     try:
-                        self.conn.reconnect(notify=lambda m: batcher.message("info", m))
+                        self.conn.reconnect(notify=rx.info)
                     except (HostUnreachable, LinkLost) as gone:
-                        # resume point: the end of the last complete line shown (a partial one is not shown)
                         gave_up = True
-                        resume = offset + batcher.complete_bytes("stdout")
+                        resume = rx.resume_offset(self.offset)
                         raise LinkLost(
                             f"{gone}; run {self.run_id} goes on on the host: re-attach later with "
                             f"attach({self.run_id!r}, offset={resume})"
                         ) from None
-                    batcher.message("info", f"re-attached to run {self.run_id} at byte {self.offset}")
+                    rx.info(f"re-attached to run {self.run_id} at byte {self.offset}")
         finally:
-            if gave_up:
-                batcher.flush()
-            else:
-                batcher.close()
+            rx.close(gave_up)
+
+
+class FollowStopped(Exception):
+    """Following a detached run stopped because nobody reads its output; the run goes on on the host."""
+
+    def __init__(self, run_id: str, offset: int) -> None:
+        super().__init__(f"stopped following run {run_id}; it goes on on the host (re-attach at {offset})")
+        self.run_id, self.offset = run_id, offset
+
+
+class _Receiver(Protocol):
+    """Where a follower's output goes: line batches to a sink, or raw bytes."""
+
+    def data(self, stream: Stream, data: bytes) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def info(self, text: str) -> None: ...
+
+    def resume_offset(self, received: int) -> int:
+        """The log offset to re-attach from: everything before it was shown (``received``: read so far)."""
+        ...
+
+    def close(self, gave_up: bool) -> None: ...
+
+
+class _Lines:
+    def __init__(self, batcher: LineBatcher, start: int) -> None:
+        self.batcher, self.start = batcher, start
+
+    def data(self, stream: Stream, data: bytes) -> None:
+        self.batcher.feed("stdout" if stream == "stdout" else "stderr", data)
+
+    def tick(self) -> None:
+        self.batcher.maybe_flush()
+
+    def info(self, text: str) -> None:
+        self.batcher.message("info", text)
+
+    def resume_offset(self, received: int) -> int:
+        return self.start + self.batcher.complete_bytes("stdout")  # a partial last line is not shown
+
+    def close(self, gave_up: bool) -> None:
+        if gave_up:
+            self.batcher.flush()  # the partial last line is shown after the re-attach
+        else:
+            self.batcher.close()
+
+
+class _Bytes:
+    def __init__(self, out: RedactedBytes, info: Callable[[str], None], start: int) -> None:
+        self.out, self.info, self.start = out, info, start
+
+    def data(self, stream: Stream, data: bytes) -> None:
+        self.out(stream, data)
+
+    def tick(self) -> None:
+        pass
+
+    def resume_offset(self, received: int) -> int:
+        return received - self.out.held("stdout")  # a held tail (maybe a secret's start) was not shown
+
+    def close(self, gave_up: bool) -> None:
+        if not gave_up:
+            self.out.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from todobox_deploy.core.streams import OutputSink, Stream
+from todobox_deploy.core.streams import OutputSink, Stream, Unterminated
 
 from .secrets import MASK, Secrets
 
@@ -18,8 +18,10 @@ class LineSplitter:
 
     Secrets never contain a newline (see ``Secrets.add``), so redacting whole lines is boundary-safe
     and a multi-byte character is never cut. A line longer than ``max_line`` bytes is emitted in
-    pieces, keeping back enough bytes that no secret (or character) is split. ``complete_bytes``
-    counts the raw bytes already emitted: the exact offset to resume a stream from.
+    pieces (``Unterminated``), keeping back enough bytes that no secret (or character) is split.
+    Nothing is dropped: a lone ``\\r`` stays in its line, bytes that are not UTF-8 become ``\\xNN``
+    text (front ends make control characters visible); only the ``\\r`` of a CRLF line ending goes.
+    ``complete_bytes`` counts the raw bytes already emitted: the exact offset to resume a stream from.
     """
 
     def __init__(self, secrets: Secrets | None = None, *, max_line: int = 1 << 20) -> None:
@@ -32,7 +34,7 @@ class LineSplitter:
     def _text(self, data: bytes) -> str:
         for p in self._patterns:
             data = data.replace(p, MASK)
-        return data.decode("utf-8", "replace")
+        return data.decode("utf-8", "backslashreplace")
 
     def feed(self, data: bytes) -> list[str]:
         buf = self._buf + data
@@ -53,17 +55,18 @@ class LineSplitter:
         for p in self._patterns:  # every whole secret is masked; one can only straddle the last _keep bytes
             buf = buf.replace(p, MASK)
         cut = len(buf) - max(self._keep, 3)  # 3: the tail may be an incomplete UTF-8 character
-        while cut > 0 and buf[cut] & 0xC0 == 0x80:  # cut before a character's first byte
+        low = cut - 3  # a character has at most 3 continuation bytes (binary data may have more)
+        while cut > low and buf[cut] & 0xC0 == 0x80:  # cut before a character's first byte
             cut -= 1
         self.complete_bytes += len(self._buf) - (len(buf) - cut)
         self._buf = buf[cut:]
-        return [buf[:cut].decode("utf-8", "replace")]
+        return [Unterminated(buf[:cut].decode("utf-8", "backslashreplace"))]
 
     def finish(self) -> list[str]:
-        """Flush everything, including a last line without a trailing newline."""
+        """Flush everything, including a last line without a trailing newline (``Unterminated``)."""
         rest, self._buf = self._buf, b""
         self.complete_bytes += len(rest)
-        return [self._text(rest)] if rest else []
+        return [Unterminated(self._text(rest))] if rest else []
 
 
 class LineBatcher:

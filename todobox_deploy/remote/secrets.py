@@ -1,9 +1,14 @@
-"""Known secrets that must never reach any output; ``lines.LineSplitter`` applies them to streams."""
+"""Known secrets that must never reach any output: ``lines.LineSplitter`` applies them to line streams,
+``StreamRedactor`` to raw byte streams (``exec``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import re
+from collections.abc import Callable, Iterable
 from urllib.parse import quote, quote_plus
+
+from todobox_deploy.core.streams import Stream
 
 MASK = b"[REDACTED]"
 
@@ -40,8 +45,121 @@ class Secrets:
         return sorted(self._values, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        """Redact a complete string (e.g. an exception message)."""
-        data = text.encode("utf-8", "surrogateescape")
+        """Redact a complete string (e.g. an exception message); the rest is kept (a lone surrogate as
+        ``\\xNN`` escapes, so that the result can always be written as UTF-8)."""
+        data = text.encode("utf-8", "surrogatepass")
         for p in self.patterns:
             data = data.replace(p, MASK)
-        return data.decode("utf-8", "replace")
+        return data.decode("utf-8", "backslashreplace")
+
+
+def _probes(patterns: list[bytes]) -> list[bytes]:
+    """Byte strings that every pattern starts with one of: a secret's raw and URL-encoded forms share their
+    start (up to the first character that needs encoding), so one scan for that usually stands for all."""
+    probes: list[bytes] = []
+    for p in patterns:
+        for i, q in enumerate(probes):
+            n = len(os.path.commonprefix([p, q]))
+            if n >= min(8, len(p), len(q)):
+                probes[i] = q[:n]
+                break
+        else:
+            probes.append(p)
+    return probes
+
+
+class StreamRedactor:
+    """Redacts known secrets in one byte stream that arrives in arbitrary chunks.
+
+    Masking is what one pass over the whole stream would do (leftmost match, the longest secret first at
+    a position). Only a chunk's tail that could still be the start of a secret is held back (never more
+    than the longest secret's length - 1 bytes): a prompt or a progress line passes at once. ``finish``
+    flushes the tail at the end of the stream.
+    """
+
+    def __init__(self, secrets: Secrets | None) -> None:
+        self._patterns = secrets.patterns if secrets else []
+        alternatives = b"|".join(re.escape(p) for p in self._patterns)
+        self._regex = re.compile(alternatives) if self._patterns else None
+        self._firsts = frozenset(p[0] for p in self._patterns)
+        self._probes = _probes(self._patterns)
+        self._keep = max((len(p) for p in self._patterns), default=1) - 1
+        self._held = b""
+
+    @property
+    def held(self) -> int:
+        """Bytes received but not handed out yet (a possible start of a secret)."""
+        return len(self._held)
+
+    def _hold_from(self, buf: bytes, start: int) -> int:
+        """The first position (>= start) from which ``buf`` is a proper prefix of a secret, else its end."""
+        end = len(buf)
+        for i in range(max(start, end - self._keep), end):
+            if buf[i] in self._firsts:
+                tail = buf[i:]
+                if any(len(p) > len(tail) and p.startswith(tail) for p in self._patterns):
+                    return i
+        return end
+
+    def feed(self, data: bytes) -> bytes:
+        """The redacted bytes that are final now (possibly ``b""``)."""
+        if self._regex is None:
+            return data
+        buf = self._held + data if self._held else data
+        cut = self._hold_from(buf, 0)
+        if not any(q in buf for q in self._probes):  # the common case: no secret anywhere (one scan each)
+            self._held = buf[cut:]
+            return buf[:cut]
+        out: list[bytes] = []
+        pos = 0
+        for m in self._regex.finditer(buf):  # leftmost matches, in order, as one pass would find them
+            if m.start() >= cut:  # may still grow into a longer secret, or be one's middle: wait
+                break
+            out += (buf[pos : m.start()], MASK)
+            pos = m.end()
+            if pos > cut:  # a final match ran past the hold point: what follows it is judged afresh
+                cut = self._hold_from(buf, pos)
+        out.append(buf[pos:cut])
+        self._held = buf[cut:]
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The held tail, redacted: the stream has ended."""
+        rest, self._held = self._held, b""
+        return self._regex.sub(MASK, rest) if self._regex is not None and rest else rest
+
+
+ByteSink = Callable[[Stream, bytes], None]
+"""Receives raw chunks of a command's output, tagged with their stream."""
+
+
+class RedactedBytes:
+    """A ``ByteSink`` that redacts each stream on its own (``StreamRedactor``) and passes the bytes on."""
+
+    def __init__(self, out: ByteSink, secrets: Secrets | None) -> None:
+        self._out = out
+        self._secrets = secrets if secrets else None
+        self._redactors: dict[Stream, StreamRedactor] = {}
+
+    def __call__(self, stream: Stream, data: bytes) -> None:
+        if self._secrets is None:
+            self._out(stream, data)
+            return
+        redactor = self._redactors.get(stream)
+        if redactor is None:
+            redactor = self._redactors[stream] = StreamRedactor(self._secrets)
+        data = redactor.feed(data)
+        if data:
+            self._out(stream, data)
+
+    def held(self, stream: Stream) -> int:
+        """Bytes of ``stream`` not handed out yet."""
+        redactor = self._redactors.get(stream)
+        return redactor.held if redactor else 0
+
+    def close(self) -> None:
+        """Hand out every held tail (the streams have ended)."""
+        for stream, redactor in self._redactors.items():
+            rest = redactor.finish()
+            if rest:
+                self._out(stream, rest)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import select
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import paramiko
 
@@ -68,6 +70,19 @@ class _PidFilter:
         return rest
 
 
+def _end_of_write(chan: paramiko.Channel) -> None:
+    """Tell sshd that no more stdout is read (OpenSSH's ``eow@openssh.com``, what ``ssh`` sends when its
+    own stdout is closed): sshd closes the command's stdout pipe, so its next write there gets SIGPIPE."""
+    m = paramiko.Message()
+    m.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+    m.add_int(chan.remote_chanid)
+    m.add_string("eow@openssh.com")
+    m.add_boolean(False)
+    transport: Any = chan.transport
+    with contextlib.suppress(OSError, EOFError, paramiko.SSHException):  # a dropped link is reported later
+        transport._send_user_message(m)
+
+
 def _send_stdin(chan: paramiko.Channel, data: bytes | None) -> None:
     try:
         if data:
@@ -89,9 +104,12 @@ def run_on_channel(
     link_state: Callable[[], str] | None = None,
     tick: Callable[[], None] | None = None,
     open_timeout: float = 15.0,
+    stdout_closed: threading.Event | None = None,
 ) -> int:
     """Exec ``script`` under bash on a new session channel; return its exit status.
 
+    ``stdout_closed`` set (the reader of the output went away): sshd is told, as ``ssh`` does, and the
+    command gets SIGPIPE at its next write to stdout; the output that still arrives is passed on anyway.
     Raises LinkLost (link dropped), CommandKilled (no exit status: killed by a signal),
     CommandCancelled / CommandTimedOut (after the remote process group was killed).
     """
@@ -105,6 +123,7 @@ def run_on_channel(
     writer.start()
     deadline = None if timeout is None else time.monotonic() + timeout
     stop_reason: str | None = None
+    told_eow = False
 
     def pump() -> None:
         while chan.recv_ready():
@@ -120,6 +139,9 @@ def run_on_channel(
             pump()
             if tick:
                 tick()
+            if stdout_closed is not None and not told_eow and stdout_closed.is_set():
+                told_eow = True
+                _end_of_write(chan)
             if chan.eof_received or chan.closed:
                 break
             if not transport.is_active():

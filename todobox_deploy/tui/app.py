@@ -15,6 +15,7 @@ from todobox_deploy.tui.commands import DeployCommands
 from todobox_deploy.tui.messages import LogBatch, PhaseFinished
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.screens.wizard import Clock, WizardScreen
+from todobox_deploy.tui.text import for_display
 
 
 def _utc_now() -> datetime:
@@ -80,15 +81,17 @@ class DeployApp(App[int]):
         if event.state is not WorkerState.ERROR:
             return
         error = worker.error
-        text = f"{type(error).__name__}: {error}"
+        text = f"{type(error).__name__}: {error}"  # may quote the host: kept exact, shown inert
+        shown = for_display(text)
         if worker.group == "phase" and self.wizard is not None:
             phase_id = worker.name
             self.wizard.post_message(LogBatch(phase_id, "error", [f"phase crashed: {text}"]))
             outcome = PhaseOutcome(PhaseStatus.FAILED, f"crashed: {text}", (("error", text),))
             self.wizard.post_message(PhaseFinished(phase_id, outcome))
-            self.notify(text, title=f"Phase {phase_id} crashed", severity="error", timeout=10)
+            self.notify(shown, title=f"Phase {phase_id} crashed", severity="error", timeout=10, markup=False)
         else:
-            self.notify(text, title=f"Worker {worker.name or worker.group} failed", severity="error")
+            title = for_display(f"Worker {worker.name or worker.group} failed")
+            self.notify(shown, title=title, severity="error", markup=False)
 
 
 def make_app(flow: DeployFlow, *, clock: Clock | None = None, max_log_lines: int = 10_000) -> DeployApp:

@@ -12,9 +12,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from todobox_deploy.tui.text import for_display
+
 
 class AskScreen(ModalScreen[bool]):
-    """Shows ``question`` (plain text, never markup); dismisses with True (yes) or False (no, escape)."""
+    """Shows ``question`` (plain, inert text: it may quote the host); dismisses with True (yes) or False."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes", id="ask.yes"),
@@ -37,8 +39,8 @@ class AskScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ask-dialog"):
-            yield Label(Text(self.title_text), id="ask-title")
-            yield Static(Text(self.question), id="ask-text")
+            yield Label(Text(for_display(self.title_text)), id="ask-title")
+            yield Static(Text(for_display(self.question)), id="ask-text")
             with Horizontal(id="ask-buttons"):
                 yield Button(f"{self.yes} (y)", variant="warning", id="ask-yes")
                 yield Button(f"{self.no} (n)", variant="primary", id="ask-no")

@@ -16,15 +16,16 @@ from textual.widgets import Button, Label, Static
 from todobox_deploy.checklist.model import ChecklistNode
 from todobox_deploy.checklist.progress import ACCEPTABLE
 from todobox_deploy.core.outcome import PhaseOutcome
+from todobox_deploy.tui.text import for_display
 
 
 def evidence_table(outcome: PhaseOutcome) -> Table:
-    """The outcome's facts as a two-column table (plain text: facts may contain markup characters)."""
+    """The outcome's facts as a two-column table (plain, inert text: facts may come from the host)."""
     table = Table(show_header=True, header_style="bold", expand=True, box=None)
     table.add_column("Fact", no_wrap=True)
     table.add_column("Value", overflow="fold")
     for key, value in outcome.facts:
-        table.add_row(Text(key), Text(value))
+        table.add_row(Text(for_display(key)), Text(for_display(value)))
     return table
 
 
@@ -60,8 +61,8 @@ class ConfirmPhase(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         status = self.outcome.status.value.upper()
         with Vertical(id="confirm-dialog"):
-            yield Label(Text(f"Confirm phase: {self.node.title}"), id="confirm-title")
-            yield Static(Text(f"{status}: {self.outcome.summary}"), id="confirm-summary")
+            yield Label(Text(for_display(f"Confirm phase: {self.node.title}")), id="confirm-title")
+            yield Static(Text(for_display(f"{status}: {self.outcome.summary}")), id="confirm-summary")
             with VerticalScroll(id="confirm-facts"):
                 yield Static(evidence_table(self.outcome))
             note = (

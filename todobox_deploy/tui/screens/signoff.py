@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from todobox_deploy.checklist.progress import Confirmation, ItemReport, SignOffReport
+from todobox_deploy.tui.text import for_display
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -22,10 +23,12 @@ def _who(c: Confirmation | None) -> tuple[Text, Text]:
     verdict = "" if c.accepted else " (acknowledged, not accepted)"
     verdict += " by hand" if c.by_hand else ""
     verdict += " UNATTENDED (--yes)" if c.unattended else ""
-    return Text(c.operator + verdict), Text(c.at.strftime(TIME_FORMAT).strip())
+    return Text(for_display(c.operator + verdict)), Text(c.at.strftime(TIME_FORMAT).strip())
 
 
 def _clip(text: str, width: int) -> str:
+    """Inert, then clipped (never inside an escape's text before it is made)."""
+    text = for_display(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -47,7 +50,7 @@ class SignOffScreen(Screen[None]):
         with VerticalScroll(id="signoff-body"):
             state = "COMPLETE: all phases confirmed" if r.complete else "PREVIEW: phases still open"
             classes = "-complete" if r.complete else ""
-            yield Static(Text(f"{r.title}\n{state}"), id="signoff-state", classes=classes)
+            yield Static(Text(f"{for_display(r.title)}\n{state}"), id="signoff-state", classes=classes)
             yield Static("Phases", classes="signoff-heading")
             yield self._phases_table()
             yield Static("Post-Deployment Checklist", classes="signoff-heading")
@@ -58,8 +61,8 @@ class SignOffScreen(Screen[None]):
             yield self._items_table("signoff-other", r.other_manual)
             meta = (
                 f"Deployment Date: {r.generated_at.isoformat(timespec='seconds')}\n"
-                f"Deployed By: {r.operator}\n"
-                f"Host: {r.host or '-'}\n"
+                f"Deployed By: {for_display(r.operator)}\n"
+                f"Host: {for_display(r.host or '-')}\n"
                 f"Status: {'Deployed and signed off' if r.complete else 'In progress'}"
             )
             yield Static(Text(meta), id="signoff-meta")
@@ -67,7 +70,7 @@ class SignOffScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.title = "Sign-off" if self.report.complete else "Sign-off (preview)"
-        self.sub_title = f"operator {self.report.operator}"
+        self.sub_title = for_display(f"operator {self.report.operator}")
 
     def _phases_table(self) -> DataTable[Text]:
         table: DataTable[Text] = DataTable(id="signoff-phases", cursor_type="row", zebra_stripes=True)
@@ -76,7 +79,11 @@ class SignOffScreen(Screen[None]):
             summary = _clip(p.outcome.summary if p.outcome else "", 70)
             facts = _clip("; ".join(f"{k}={v}" for k, v in p.outcome.facts) if p.outcome else "", 40)
             table.add_row(
-                Text(p.node.title), Text(p.status.value), *_who(p.confirmation), Text(summary), Text(facts)
+                Text(for_display(p.node.title)),
+                Text(p.status.value),
+                *_who(p.confirmation),
+                Text(summary),
+                Text(facts),
             )
         return table
 
@@ -86,5 +93,5 @@ class SignOffScreen(Screen[None]):
         table.add_columns("Item", "Done", "Confirmed by", "At")
         for item in items:
             done = Text("☑" if item.confirmation else "☐")
-            table.add_row(Text(item.node.title), done, *_who(item.confirmation))
+            table.add_row(Text(for_display(item.node.title)), done, *_who(item.confirmation))
         return table

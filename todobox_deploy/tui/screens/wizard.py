@@ -23,6 +23,7 @@ from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.sink import make_log_sink
+from todobox_deploy.tui.text import for_display, for_markdown
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
 from todobox_deploy.tui.widgets.log_pane import LogPane
 
@@ -40,7 +41,10 @@ BY_HAND = "not automated yet: carry it out by hand from the checklist text below
 
 
 def details_markdown(node: ChecklistNode, flow: DeployFlow) -> str:
-    """The details panel for one node: what it is, its body, and its outcome/confirmation if any."""
+    """The details panel for one node: what it is, its body, and its outcome/confirmation if any.
+
+    Everything that may come from the host (summary, facts, a refusal, who confirmed) is ``for_markdown``:
+    shown literally, never as Markdown. Only the checklist's own text is Markdown."""
     progress = flow.progress
     automated = node.phase is None or flow.can_run(node.phase)
     lines = [f"## {node.title}", "", f"`{node.id}` · {node.kind.value}"]
@@ -48,18 +52,23 @@ def details_markdown(node: ChecklistNode, flow: DeployFlow) -> str:
         lines[-1] += f" · phase `{node.phase}` · **{progress.status[node.phase].value}**"
         refusal = flow.refusal(node.phase)
         ready = "*Ready: `r` runs this phase.*" if automated else f"*Ready: {BY_HAND} (`r`).*"
-        lines += ["", f"*Gate: {refusal}*" if refusal else ready]
+        lines += ["", f"*Gate: {for_markdown(refusal)}*" if refusal else ready]
     outcome = progress.outcomes.get(node.phase) if node.phase else None
     if outcome is not None:
-        lines += ["", "### Outcome", "", f"**{outcome.status.value.upper()}**: {outcome.summary}"]
+        lines += [
+            "",
+            "### Outcome",
+            "",
+            f"**{outcome.status.value.upper()}**: {for_markdown(outcome.summary)}",
+        ]
         if outcome.facts:
             lines += ["", "| Fact | Value |", "|---|---|"]
-            lines += [f"| {k} | {v.replace('|', '¦')} |" for k, v in outcome.facts]
+            lines += [f"| {for_markdown(k)} | {for_markdown(v)} |" for k, v in outcome.facts]
     c = progress.phase_confirmations.get(node.phase or "") or progress.item_confirmations.get(node.id)
     if c is not None:
         verdict = "confirmed" if c.accepted else "acknowledged (not accepted)"
         verdict += " unattended (--yes)" if c.unattended else ""
-        lines += ["", f"*{verdict} by {c.operator} at {c.at.isoformat(timespec='seconds')}*"]
+        lines += ["", f"*{verdict} by {for_markdown(c.operator)} at {c.at.isoformat(timespec='seconds')}*"]
     elif node.kind is NodeKind.MANUAL:
         lines += ["", "*Press `c` (or space) to confirm this item.*"]
     unconfirmed = node.phase is not None and not progress.is_confirmed(node.phase)
@@ -111,7 +120,7 @@ class WizardScreen(Screen[None]):
     def on_mount(self) -> None:
         self.flow.on_journal_error = self._journal_failed
         self.title = "todobox-deploy"
-        self.sub_title = f"{self.operator}@{self.host}" if self.host else self.operator
+        self.sub_title = for_display(f"{self.operator}@{self.host}" if self.host else self.operator)
         self.set_interval(1.0, self._update_status_line, name="status-clock")
         self._update_status_line()
         tree = self.query_one(ChecklistTree)
@@ -127,7 +136,9 @@ class WizardScreen(Screen[None]):
 
     def _journal_failed(self, message: str) -> None:
         """The audit trail failing must be loud, but must not kill the session (any thread)."""
-        self.app.notify(message, title="Journal write failed", severity="error", timeout=30)  # thread-safe
+        self.app.notify(  # thread-safe
+            for_display(message), title="Journal write failed", severity="error", timeout=30, markup=False
+        )
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -163,7 +174,7 @@ class WizardScreen(Screen[None]):
             phase = f"next: {nxt}" if nxt else "all phases confirmed"
         session = _elapsed((now - self._session_start).total_seconds())
         text = f" host {self.host or '-'} │ operator {self.operator} │ {phase} │ session {session}"
-        self.query_one("#status-line", Static).update(Text(text))
+        self.query_one("#status-line", Static).update(Text(for_display(text)))
 
     # --- tree events -------------------------------------------------------------------------------
 
@@ -273,14 +284,17 @@ class WizardScreen(Screen[None]):
                 return False
             self.flow.begin(phase_id)
         except GateRefused as refused:
-            self.notify(f"Refused: {refused}.", title="Phase gated", severity="warning")
+            self.notify(
+                for_display(f"Refused: {refused}."), title="Phase gated", severity="warning", markup=False
+            )
             return False
         self.log_pane.show_phase(phase_id)
         self.log_pane.follow_tail()
         open_items = self.flow.open_items_before(phase_id)
         if open_items:
             titles = "; ".join(n.title for n in open_items[:3]) + ("; …" if len(open_items) > 3 else "")
-            self.notify(f"Unconfirmed manual items before this phase: {titles}", severity="warning")
+            message = f"Unconfirmed manual items before this phase: {titles}"
+            self.notify(for_display(message), severity="warning", markup=False)
         self._refresh_state()
         self.app.run_worker(
             partial(self._phase_body, phase_id),
@@ -320,7 +334,8 @@ class WizardScreen(Screen[None]):
         phase_id, outcome = message.phase_id, message.outcome
         self.flow.crashed(phase_id, outcome.summary)  # a no-op unless the worker died outside the flow
         severity = SEVERITY.get(outcome.status, "error")
-        self.notify(outcome.summary, title=f"{phase_id}: {outcome.status.value}", severity=severity)  # type: ignore[arg-type]
+        title = for_display(f"{phase_id}: {outcome.status.value}")
+        self.notify(for_display(outcome.summary), title=title, severity=severity, markup=False)  # type: ignore[arg-type]
         self._refresh_state()
         node = self.checklist.find_phase(phase_id)
         if node is not None:

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -22,6 +23,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Label, Log
 
 from todobox_deploy.core.streams import Stream
+from todobox_deploy.tui.text import for_display, lines_for_display
 
 GUTTER: dict[str, str] = {"stdout": "  ", "stderr": "! ", "error": "✘ ", "info": "» "}
 """A two-cell prefix marks each line's stream, so stderr/error lines stand out even without colour."""
@@ -134,9 +136,12 @@ class LogPane(Vertical):
     # --- ingest (UI thread) -------------------------------------------------------------------------
 
     def ingest(self, phase_id: str, stream: Stream, lines: list[str]) -> None:
-        """Accept one batch: keep it in the phase's window; queue it if on view."""
+        """Accept one batch: keep it in the phase's window; queue it if on view.
+
+        Lines are made inert first (``for_display``): an escape sequence, a ``\\r`` or a U+2028 from the
+        host is shown, never obeyed, and cannot start a line of its own with a forged gutter."""
         gutter = GUTTER.get(stream, "  ")
-        formatted = [gutter + line for line in lines]
+        formatted = [gutter + line for line in lines_for_display(lines)]
         self.ingested += len(formatted)
         window = self._windows.get(phase_id)
         if window is None:
@@ -230,7 +235,7 @@ class LogPane(Vertical):
             log = self.log_widget
             where = f"line {log.match_line + 1}" if log.match_line is not None else "no match"
             parts.append(f"/{self.query_text}: {where}")
-        label.update(" │ ".join(parts))
+        label.update(Text(for_display(" │ ".join(parts))))  # the search text is no markup either
         label.set_class(bool(self.new_lines), "-behind")
 
     def action_toggle_follow(self) -> None:
