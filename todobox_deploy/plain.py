@@ -89,6 +89,11 @@ def show_resume(console: Console, found: Resumable) -> None:
         console.say(inert(f"  resume at: {plan.resume_at}{done}"))
 
 
+def _confirmations(flow: DeployFlow) -> list[Confirmation | None]:
+    """Each phase's confirmation, in the sign-off's order."""
+    return [p.confirmation for p in flow.report().phases]
+
+
 def _who(c: Confirmation | None) -> str:
     if c is None:
         return "not confirmed"
@@ -198,8 +203,8 @@ class PlainRun:
     def _evidence(self, outcome: PhaseOutcome) -> None:
         say = self.console.say
         say(f"{outcome.status.value.upper()}: {inert(outcome.summary)}")
-        if outcome.facts:
-            say("evidence:", *table(outcome.facts))
+        if outcome.facts:  # how each fact was obtained: observed, cannot verify, assumed
+            say("evidence:", *table([(k, f"[{how or '-'}] {v}") for k, v, how in outcome.rows()]))
 
     def _host_state(self, phase: str) -> str:
         """A line on what the host shows now, after a failure."""
@@ -221,28 +226,28 @@ class PlainRun:
         )
 
     def _finish(self) -> int:
+        from todobox_deploy.engine.signoff import build_signoff, sign
+
         flow, say = self.flow, self.console.say
-        report = flow.report()
-        say("", "== sign-off ==")
-        rows = []
-        for p in report.phases:
-            c = p.confirmation
-            how = (
-                ""
-                if c is None
-                else (" by hand" if c.by_hand else "") + (" unattended" if c.unattended else "")
-            )
-            who = f"{c.operator}{how}" if c else "not confirmed"
-            rows.append((p.node.title, f"{p.status.value:<8} {who}"))
-        for item in (*report.post_deploy, *report.success):
-            c = item.confirmation
-            rows.append(
-                (
-                    item.node.title,
-                    "not confirmed" if c is None else c.operator + (" unattended" * c.unattended),
-                )
-            )
+        preview = build_signoff(flow)
+        say("", "== sign-off ==", f"downtime: {inert(preview.downtime)}")
+        rows = [
+            (p.title, f"{p.status:<8} {_who(c)}")
+            for p, c in zip(preview.phases, _confirmations(flow), strict=True)
+        ]
+        rows += [(i.title, f"{i.verdict}: {i.evidence}") for i in (*preview.post_deploy, *preview.success)]
         say(*table(rows))
+        name: str | None = None
+        if flow.checklist.id != "rollback":
+            if self.console.yes:
+                say("not signed: an unattended run (--yes) is never signed off by a person")
+            elif self.console.ask(f"Sign off as {flow.operator}?"):
+                name = flow.operator
+            signed, paths = sign(flow, name)
+            state = "complete" if signed.complete else "NOT complete: " + "; ".join(signed.problems)
+            say(f"sign-off {inert(state)}")
+            if paths is not None:
+                say(f"sign-off written: {paths[0]} and {paths[1].name}")
         code = flow.exit_code()
         what = "rollback" if flow.checklist.id == "rollback" else "deploy"
         say("", f"{what} complete" if code == exits.OK else f"{what} not complete: items above need a person")

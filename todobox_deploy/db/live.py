@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from todobox_deploy.db.schema import Connection, Rows, query, quote_ident
+from todobox_deploy.db.grants import grants_cover
+from todobox_deploy.db.schema import Connection, Rows, current_grants, query, quote_ident
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def read_live_tables(conn: Connection, database: str) -> LiveTables:
 
 def grants(conn: Connection) -> list[str]:
     """The current account's ``SHOW GRANTS`` lines."""
-    return [row[0] for row in query(conn, "SHOW GRANTS").rows]
+    return list(current_grants(conn))
 
 
 _ON = re.compile(r"^GRANT (.+?) ON (\S+) TO ", re.IGNORECASE)
@@ -78,8 +79,9 @@ def has_privilege(grant_lines: list[str], privilege: str, database: str | None =
 
 
 def can_see_whole_schema(grant_lines: list[str], database: str) -> bool:
-    """With SELECT on the schema (or globally), a table absent from INFORMATION_SCHEMA really is absent."""
-    return has_privilege(grant_lines, "SELECT", database)
+    """With a table-level privilege on the schema (or globally), a table absent from INFORMATION_SCHEMA
+    really is absent (see :func:`todobox_deploy.db.grants.grants_cover`)."""
+    return grants_cover(grant_lines, database)
 
 
 def blockers(conn: Connection, database: str, min_seconds: int = 0) -> Rows:

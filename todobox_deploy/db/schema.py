@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from todobox_deploy.db.grants import visibility_gap
+
 
 class Cursor(Protocol):
     description: Any
@@ -90,6 +92,9 @@ class SchemaFacts:
     index_rows: Rows  # SHOW INDEX ... WHERE Column_name = column
     alembic_table_exists: bool
     alembic_versions: tuple[str, ...]
+    # Why an absence proves nothing (the account's grants do not cover it), or None: absent means absent.
+    table_gap: str | None = None  # the table, and any column or index in it
+    alembic_gap: str | None = None  # the alembic_version table
 
     @property
     def column_present(self) -> bool:
@@ -110,10 +115,14 @@ class SchemaFacts:
         return self.alembic_versions[0] if len(self.alembic_versions) == 1 else None
 
 
-def inspect_schema(conn: Connection, database: str, table: str, column: str) -> SchemaFacts:
-    """Collect the pre/post-migration evidence of checklist steps 4 and 6 in one pass."""
+def inspect_schema(
+    conn: Connection, database: str, table: str, column: str, user: str = "the DB user"
+) -> SchemaFacts:
+    """Collect the pre/post-migration evidence of checklist steps 4 and 6 in one pass, with the account's
+    grants: an absence they do not cover is recorded as a gap (``table_gap``, ``alembic_gap``)."""
     db_q, table_q = quote_ident(database), quote_ident(table)
     version = query(conn, "SELECT VERSION() AS version").rows[0][0]
+    grants = current_grants(conn)
     exists = query(
         conn,
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
@@ -153,6 +162,10 @@ def inspect_schema(conn: Connection, database: str, table: str, column: str) -> 
         index_rows=index_rows,
         alembic_table_exists=bool(alembic.rows),
         alembic_versions=versions,
+        table_gap=visibility_gap(grants, database, table, table_exists, user),
+        alembic_gap=None
+        if alembic.rows
+        else visibility_gap(grants, database, "alembic_version", False, user),
     )
 
 

@@ -89,8 +89,25 @@ def parse_history_revisions(lines: Sequence[str]) -> list[str]:
     return [rev for rev, _ in _history_entries(lines)]
 
 
+NOT_FOUND = 127  # the shell's exit status for a program it cannot find (or execute)
+
+
+def not_found_hint(program: str, key: str) -> str:
+    """What to do when the host has no ``program`` where the config says (exit 127)."""
+    return f"{program}: command not found on the host: set {key} to its absolute path"
+
+
 def app_command(app: AppConfig, argv: Sequence[str]) -> str:
-    """Shell text that runs ``argv`` in the app's directory; ``flask ...`` gets the app's environment too."""
+    """Shell text that runs ``argv`` in the app's directory; ``flask ...`` gets the app's environment too.
+
+    ``git`` is the configured program (``[app] git``); when the host has no such program the command
+    exits 127 and says which key to set."""
     if argv and argv[0] == "flask":
         return flask_command(app, argv[1:])
-    return f"cd -- {shlex.quote(app.path)} && exec {shlex.join(argv)}"
+    cd = f"cd -- {shlex.quote(app.path)}"
+    if argv and argv[0] == "git":
+        git = shlex.quote(app.git)
+        hint = shlex.quote(not_found_hint(app.git, "[app] git"))
+        found = f"{{ command -v {git} >/dev/null || {{ echo {hint} >&2; exit 127; }}; }}"
+        return f"{cd} && {found} && exec {shlex.join([app.git, *argv[1:]])}"
+    return f"{cd} && exec {shlex.join(argv)}"

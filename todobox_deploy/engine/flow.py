@@ -256,14 +256,14 @@ class DeployFlow:
             if timer is not None:
                 timer.cancel()
         seconds = time.monotonic() - started
+        outcome = outcome.fail_closed()
         if cancel.is_set() and outcome.status is not PhaseStatus.FAILED:
             why = f"timed out after {spec.timeout:g} s" if timed_out.is_set() else "cancelled by the operator"
-            outcome = PhaseOutcome(PhaseStatus.CANCELLED, why, outcome.facts)
+            outcome = outcome.replaced(PhaseStatus.CANCELLED, why)
         out("info", [f"{phase_id}: {outcome.status.value}: {outcome.summary}"])
         if transcript is not None:
             transcript.close()
-        self._finish(phase_id, outcome, seconds)
-        return outcome
+        return self._finish(phase_id, outcome, seconds)
 
     def _established(self, before: DeployContext, after: DeployContext) -> None:
         """A phase set context fields: journaled at once, so a crash right after keeps them."""
@@ -271,7 +271,10 @@ class DeployFlow:
             self.context = after
             self._context_changed(before)
 
-    def _finish(self, phase_id: str, outcome: PhaseOutcome, seconds: float, **extra: Any) -> None:
+    def _finish(self, phase_id: str, outcome: PhaseOutcome, seconds: float, **extra: Any) -> PhaseOutcome:
+        """Record the outcome (made to fail closed: see :meth:`PhaseOutcome.fail_closed`) and journal it
+        with its evidence, each fact with how it was obtained."""
+        outcome = outcome.fail_closed()
         with self._mutex:
             commands = [c.to_json() for c in self.session.take_commands()] if self.session else []
             self.progress.finish(phase_id, outcome)
@@ -282,10 +285,12 @@ class DeployFlow:
                 status=outcome.status.value,
                 summary=outcome.summary,
                 facts=dict(outcome.facts),
+                evidence=[f.to_json() for f in outcome.evidence],
                 commands=commands,
                 seconds=round(seconds, 3),
                 **extra,
             )
+            return outcome
 
     def crashed(self, phase_id: str, summary: str) -> None:
         """A front end's worker died around a running phase: finish it as FAILED, on the record."""
@@ -418,6 +423,7 @@ class DeployFlow:
                     status=outcome.status.value,
                     summary=outcome.summary,
                     facts=dict(outcome.facts),
+                    evidence=[f.to_json() for f in outcome.evidence],
                     confirmed_by=c.operator,
                     confirmed_at=c.at.isoformat(timespec="seconds"),
                     unattended=c.unattended,

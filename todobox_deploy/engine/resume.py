@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from todobox_deploy.checklist.progress import Confirmation
 from todobox_deploy.core.context import DeployContext
-from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import Fact, PhaseOutcome, PhaseStatus
 
 if TYPE_CHECKING:
     from todobox_deploy.engine.session import DeploySession
@@ -42,7 +42,9 @@ def _outcome(entry: dict[str, Any]) -> PhaseOutcome:
     facts = entry.get("facts") or {}
     status = PhaseStatus(entry.get("status") or "skipped")
     pairs = tuple((str(k), str(v)) for k, v in facts.items()) if isinstance(facts, dict) else ()
-    return PhaseOutcome(status, str(entry.get("summary") or ""), pairs)
+    raw = entry.get("evidence") or []
+    evidence = tuple(f for f in (Fact.from_json(d) for d in raw if isinstance(d, dict)) if f is not None)
+    return PhaseOutcome(status, str(entry.get("summary") or ""), pairs, evidence=evidence)
 
 
 def _phase_confirmation(e: dict[str, Any], phase: str, outcome: PhaseOutcome) -> Confirmation:
@@ -177,7 +179,13 @@ def probe_host(session: DeploySession, context: DeployContext | None = None) -> 
     """Ask the host, read-only: is the app answering, which commit is checked out, which DB revision,
     and (given a context with a backup) whether that backup file is still there at its size."""
     from todobox_deploy.engine.flask_cli import app_command
-    from todobox_deploy.engine.service import parse_probe, probe_command, probe_says_down, service_command
+    from todobox_deploy.engine.service import (
+        parse_probe,
+        probe_command,
+        probe_says_down,
+        service_command,
+        service_not_found,
+    )
 
     cfg = session.config
     app = cfg.app
@@ -199,7 +207,12 @@ def probe_host(session: DeploySession, context: DeployContext | None = None) -> 
             if argv is None:
                 notes.append("app state: no health_url and no status command to ask")
             else:
-                app_up = session.capture(argv, record=False).exit_status == 0
+                rc = session.capture(argv, record=False).exit_status
+                missing = service_not_found(app, "status", rc)
+                if missing:  # the program is not there: that says nothing about the app
+                    notes.append(f"app state: cannot verify: {missing}")
+                else:
+                    app_up = rc == 0
     except Exception as exc:  # a probe that fails says so; it never guesses
         notes.append(f"app state: cannot verify: {exc}")
 

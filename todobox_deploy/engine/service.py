@@ -10,7 +10,7 @@ import shlex
 from typing import Literal
 
 from todobox_deploy.config import AppConfig
-from todobox_deploy.engine.flask_cli import app_python
+from todobox_deploy.engine.flask_cli import NOT_FOUND, app_python, not_found_hint
 
 Action = Literal["start", "stop", "status", "restart"]
 
@@ -31,17 +31,20 @@ except Exception as exc:
 
 
 def service_command(app: AppConfig, action: Action) -> list[str] | None:
-    """The argv that starts, stops or reports the app's service; None when no status command exists."""
+    """The argv that starts, stops or reports the app's service; None when no status command exists.
+
+    ``systemctl`` and ``supervisorctl`` are the configured programs (``[app] systemctl``/``supervisorctl``:
+    a name on the SSH user's PATH or an absolute path)."""
     name = app.service_name
     if app.service_manager == "systemd":
         return (
-            ["systemctl", "is-active", "--", name]
+            [app.systemctl, "is-active", "--", name]
             if action == "status"
-            else ["systemctl", action, "--", name]
+            else [app.systemctl, action, "--", name]
         )
     if app.service_manager == "supervisor":
         conf = ["-c", app.supervisor_config] if app.supervisor_config else []
-        return ["supervisorctl", *conf, action, name]
+        return [app.supervisorctl, *conf, action, name]
     if action == "restart":  # your own commands: stop, then start
         stop, start = service_command(app, "stop"), service_command(app, "start")
         return (
@@ -51,6 +54,24 @@ def service_command(app: AppConfig, action: Action) -> list[str] | None:
         )
     command = {"start": app.start_command, "stop": app.stop_command, "status": app.status_command}[action]
     return list(command) or None
+
+
+def service_program_key(app: AppConfig, action: Action) -> str:
+    """The config key naming the program that runs ``action`` on the host."""
+    if app.service_manager == "systemd":
+        return "[app] systemctl"
+    if app.service_manager == "supervisor":
+        return "[app] supervisorctl"
+    return "[app] start_command and stop_command" if action == "restart" else f"[app] {action}_command"
+
+
+def service_not_found(app: AppConfig, action: Action, rc: int) -> str | None:
+    """The hint naming the config key when the service command's program was not found, else None."""
+    argv = service_command(app, action)
+    if rc != NOT_FOUND or not argv:
+        return None
+    program = argv[0] if argv[0] != "bash" else "the stop or start command"
+    return not_found_hint(program, service_program_key(app, action))
 
 
 def probe_command(app: AppConfig, url: str, timeout: float = 5.0) -> list[str]:

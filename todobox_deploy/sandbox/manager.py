@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from todobox_deploy.core.envfile import EnvFileError, password_in_env_text
 from todobox_deploy.sandbox import appdb
@@ -200,7 +201,10 @@ class _Sandbox:
             return None
 
     def write_env_file(self, password: str) -> None:
-        url = f"mysql+pymysql://{appdb.DB_USER}:{password}@127.0.0.1:{self.db.port}/{appdb.DB_NAME}"
+        """The app's env file; the password is URL-encoded in DATABASE_URL, so that any password (``@``,
+        ``/``, ``%``, ``:``...) parses back to itself (``password()`` decodes it)."""
+        user, secret = quote(appdb.DB_USER, safe=""), quote(password, safe="")
+        url = f"mysql+pymysql://{user}:{secret}@127.0.0.1:{self.db.port}/{appdb.DB_NAME}"
         text = f"# todobox production settings: secret, not in git\nFLASK_APP=wsgi.py\nDATABASE_URL={url}\n"
         fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -296,10 +300,18 @@ def _run_app(sb: _Sandbox, target: SandboxState, restart: bool, poke: bool = Fal
     """Have supervisord run the app as ``target`` expects: serving, or given up on (it cannot boot)."""
     if target.app_up:
         sb.supervisor.start(sb.app_port)  # also starts the program if a test stopped it
+        _await_running(sb)
         if poke:
             sb.poke_app()  # the app log shows what a request does in this state
     else:
         sb.supervisor.start_expecting_failure(sb.app_port, restart)
+
+
+def _await_running(sb: _Sandbox, timeout: float = 10.0) -> None:
+    """gunicorn listens before supervisord calls it RUNNING (``startsecs``): report the settled state."""
+    deadline = time.monotonic() + timeout
+    while sb.supervisor.program_state() == "STARTING" and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def sandbox_up(

@@ -12,14 +12,14 @@ import json
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from todobox_deploy.config import AppConfig, DeployConfig, HttpCheck
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.core.envfile import parse_env_file
-from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus, cannot_verify
 from todobox_deploy.core.streams import OutputSink, Stream
 from todobox_deploy.engine import http_checks
 from todobox_deploy.engine.flask_cli import app_command, app_python
@@ -133,6 +133,7 @@ def _run_http(call: PhaseCall, tests: list[HttpTest]) -> list[Check]:
     checks = []
     for i, test in enumerate(tests):
         check = judge_http(test.label, results[i] if i < len(results) else None, lost)
+        check = replace(check, source=f"{test.check.method.upper()} {test.check.url} from the host")
         stream: Stream = "stdout" if check.verdict == "ok" else "stderr"
         sink(stream, [f"{test.check.method.upper()} {test.check.url}: {check.observed}"])
         checks.append(check)
@@ -307,7 +308,9 @@ def _run_logs(call: PhaseCall, since_text: str | None) -> list[Check]:
                 sink("stderr", [f"{path}: {kind} since the start:", *found[:SHOWN_LINES]])
                 if len(found) > SHOWN_LINES:
                     sink("stderr", [f"... and {len(found) - SHOWN_LINES} more"])
-        check = judge_log(label, scan, since, full, host_zone)
+        check = replace(
+            judge_log(label, scan, since, full, host_zone), source=f"tail -c of {path} on the host"
+        )
         sink("info", [f"{path}: {check.observed}"])
         checks.append(check)
     return checks
@@ -392,7 +395,7 @@ def _run_snippets(call: PhaseCall) -> list[Check]:
             timeout=SNIPPET_TIMEOUT,
             display=f"python in the app's environment ({label})",
         )
-        checks.append(judge_exit(label, rc, output))
+        checks.append(replace(judge_exit(label, rc, output), source="python in the app's environment"))
     for argv in app.check_commands:
         if call.cancel.is_set():
             break
@@ -405,7 +408,9 @@ def _run_snippets(call: PhaseCall) -> list[Check]:
             cancel=call.cancel,
             timeout=SNIPPET_TIMEOUT,
         )
-        checks.append(judge_exit(label, rc, output))
+        checks.append(
+            replace(judge_exit(label, rc, output), source=f"{shlex.join(argv)} in the app directory")
+        )
     return checks
 
 
@@ -444,19 +449,19 @@ def criteria(config: DeployConfig, context: DeployContext, checks: Sequence[Chec
 
 def conclude(checks: Sequence[Check], judged: Sequence[tuple[str, str]]) -> PhaseOutcome:
     """OK when every check passed, WARNING when some only warned, FAILED when any failed or was unverified."""
-    facts = [(c.label, c.observed if c.verdict == "ok" else f"{c.observed} ({c.verdict})") for c in checks]
-    facts.append(("Test 3: login", "manual: confirm it yourself"))
+    facts = [c.fact() for c in checks]
+    facts.append(cannot_verify("Test 3: login", "manual: confirm it yourself", "the operator"))
     met = "; ".join(f"{name}: {verdict}" for name, verdict in judged)
     manual = "test 3 (login) is yours to confirm"
     failed = [c.problem for c in checks if c.verdict in ("failed", "cannot verify")]
     warned = [c.problem for c in checks if c.verdict == "warning"]
     if not checks:
-        return PhaseOutcome(PhaseStatus.WARNING, f"nothing configured to check; {manual}", tuple(facts))
+        return PhaseOutcome.of(PhaseStatus.WARNING, f"nothing configured to check; {manual}", facts)
     if failed:
-        return PhaseOutcome(PhaseStatus.FAILED, "; ".join([*failed, *warned, met, manual]), tuple(facts))
+        return PhaseOutcome.of(PhaseStatus.FAILED, "; ".join([*failed, *warned, met, manual]), facts)
     if warned:
-        return PhaseOutcome(PhaseStatus.WARNING, "; ".join([*warned, met, manual]), tuple(facts))
-    return PhaseOutcome(PhaseStatus.OK, f"all {len(checks)} checks passed; {met}; {manual}", tuple(facts))
+        return PhaseOutcome.of(PhaseStatus.WARNING, "; ".join([*warned, met, manual]), facts)
+    return PhaseOutcome.of(PhaseStatus.OK, f"all {len(checks)} checks passed; {met}; {manual}", facts)
 
 
 def post_verify(call: PhaseCall) -> PhaseOutcome:
@@ -470,5 +475,5 @@ def post_verify(call: PhaseCall) -> PhaseOutcome:
     checks += _run_snippets(call)
     outcome = conclude(checks, criteria(call.config, call.context, checks))
     if call.cancel.is_set():
-        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled: " + outcome.summary, outcome.facts)
+        return outcome.replaced(PhaseStatus.CANCELLED, "cancelled: " + outcome.summary)
     return outcome

@@ -12,13 +12,14 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
-from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import Fact, How, PhaseOutcome, PhaseStatus
 from todobox_deploy.core.streams import OutputSink
 from todobox_deploy.db import live as db_live
+from todobox_deploy.db.grants import visibility_gap
 from todobox_deploy.db.schema import Connection
 from todobox_deploy.engine.alembic_graph import RevisionGraph
 from todobox_deploy.engine.dbstate import LiveSchema, Verdict, classify
-from todobox_deploy.engine.flask_cli import app_command
+from todobox_deploy.engine.flask_cli import NOT_FOUND, app_command, not_found_hint
 from todobox_deploy.engine.phases.spec import PhaseCall
 from todobox_deploy.engine.revisions import graph_at_commit, history_lines
 from todobox_deploy.engine.session import DeploySession
@@ -31,10 +32,12 @@ class _Checks:
         self.sink = sink
         self.problems: list[str] = []
         self.warnings: list[str] = []
-        self.facts: list[tuple[str, str]] = []
+        self.facts: list[Fact] = []
 
-    def fact(self, label: str, value: str) -> None:
-        self.facts.append((label, value))
+    def fact(
+        self, label: str, value: str, source: str = "", how: How = "observed", *, decisive: bool = False
+    ) -> None:
+        self.facts.append(Fact(label, value, how, source, decisive))
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
@@ -60,6 +63,8 @@ def preflight(call: PhaseCall) -> PhaseOutcome:
         return res.exit_status, res.stdout.strip(), res.stderr.strip()
 
     rc, head, err = git("git", "rev-parse", "--verify", "HEAD")
+    if rc == NOT_FOUND:
+        return PhaseOutcome(PhaseStatus.FAILED, err or not_found_hint(app.git, "[app] git"))
     if rc != 0:
         return PhaseOutcome(PhaseStatus.FAILED, f"{app.path} is not a git work tree on the host: {err}")
     call.establish(commit_before=head)
@@ -73,7 +78,7 @@ def preflight(call: PhaseCall) -> PhaseOutcome:
     if rc != 0:
         return PhaseOutcome(PhaseStatus.FAILED, f"{upstream} does not resolve on the host: {err}")
     call.establish(commit_target=target)
-    checks.fact("commit", f"{head[:12]} -> {target[:12]} ({upstream})")
+    checks.fact("commit", f"{head[:12]} -> {target[:12]} ({upstream})", "git rev-parse after git fetch")
     _check_work_tree(git, head, target, checks)
     if call.cancel.is_set():
         return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled after the fetch; nothing was changed")
@@ -81,14 +86,15 @@ def preflight(call: PhaseCall) -> PhaseOutcome:
     graph = _graph_at(session, target, mig.migrations_dir, checks)
     if mig.migration_file:
         rc, _, _ = git("git", "cat-file", "-e", f"{target}:{mig.migration_file}")
-        checks.fact("migration file", "present" if rc == 0 else "MISSING")
+        checks.fact("migration file", "present" if rc == 0 else "MISSING", f"git cat-file -e {target[:12]}")
         if rc != 0:
             checks.problem(
                 f"{mig.migration_file} is not in {target[:12]}: the fix commit lacks the migration"
             )
     if app.wsgi_file:
         rc, _, _ = git("git", "cat-file", "-e", f"{target}:{app.wsgi_file}")
-        checks.fact("entry point", f"{app.wsgi_file} {'present' if rc == 0 else 'MISSING'} in {target[:12]}")
+        present = "present" if rc == 0 else "MISSING"
+        checks.fact("entry point", f"{app.wsgi_file} {present} in {target[:12]}", "git cat-file -e")
         if rc != 0:
             checks.problem(
                 f"{app.wsgi_file} (what the process manager loads) does not exist in {target[:12]}: "
@@ -112,7 +118,7 @@ def _check_work_tree(
     elif rc != 0:
         checks.problem(f"cannot verify that {target[:12]} fast-forwards from {head[:12]} (git exit {rc})")
     if head == target:
-        checks.fact("new code", "none: the host is already at the target commit")
+        checks.fact("new code", "none: the host is already at the target commit", "git rev-parse")
 
 
 def _graph_at(
@@ -123,8 +129,11 @@ def _graph_at(
     except FileNotFoundError as exc:
         checks.problem(str(exc))
         return None
-    checks.fact("revisions", f"{len(graph.revisions)} in {versions} (read from the files, app not imported)")
-    checks.fact("heads", ", ".join(graph.heads()) or "(none)")
+    source = f"the migration files of {target[:12]}"
+    checks.fact(
+        "revisions", f"{len(graph.revisions)} in {versions} (read from the files, app not imported)", source
+    )
+    checks.fact("heads", ", ".join(graph.heads()) or "(none)", source)
     for problem in graph.problems:
         checks.problem(problem)
     checks.sink("stdout", history_lines(graph))
@@ -140,48 +149,69 @@ def _database(call: PhaseCall, graph: RevisionGraph, checks: _Checks) -> Verdict
         sink("info", [f"reading the schema of {db.name} (INFORMATION_SCHEMA, alembic_version)"])
         tables = db_live.read_live_tables(conn, db.name)
         grant_lines = db_live.grants(conn)
-        whole = db_live.can_see_whole_schema(grant_lines, db.name)
-        for e in mig.expected():
-            if e.table.lower() not in tables.columns:
-                why = "absent" if whole else f"not visible to {db.user} (no SELECT on the schema)"
-                checks.problem(f"cannot verify the schema: table {e.table} is {why}")
+        names = sorted({e.table for e in mig.expected()})
+        for table in names:  # what the classification reads must be wholly visible, or it would guess
+            visible = table.lower() in tables.columns
+            gap = visibility_gap(grant_lines, db.name, table, visible, db.user)
+            if gap or not visible:
+                why = f"cannot verify: {gap}" if gap else f"table {table} does not exist in {db.name}"
+                checks.fact(
+                    "database state", why, "SHOW GRANTS, INFORMATION_SCHEMA", "cannot verify", decisive=True
+                )
+                checks.problem(f"cannot verify the database state: {gap or why}")
                 return None
         if tables.alembic is None:
-            checks.problem("cannot verify the revision: no alembic_version table is visible")
+            gap = visibility_gap(grant_lines, db.name, "alembic_version", False, db.user)
+            why = gap or "no alembic_version table"
+            checks.fact(
+                "database state",
+                f"cannot verify: {why}",
+                "SHOW GRANTS, INFORMATION_SCHEMA",
+                "cannot verify",
+                decisive=True,
+            )
+            checks.problem(f"cannot verify the revision: {why}")
             return None
         live = LiveSchema(tables.columns, tables.indexes, tables.alembic)
         if len(tables.alembic) == 1:
             call.establish(db_revision_before=tables.alembic[0])
-        checks.fact("alembic_version", ", ".join(tables.alembic) or "(empty)")
+        checks.fact("alembic_version", ", ".join(tables.alembic) or "(empty)", "SELECT FROM alembic_version")
         for e in mig.expected():
             ctype = tables.columns.get(e.table.lower(), {}).get(e.column.lower())
-            checks.fact(f"{e.table}.{e.column}", ctype or "MISSING")
+            checks.fact(f"{e.table}.{e.column}", ctype or "MISSING", "INFORMATION_SCHEMA.COLUMNS")
             if e.index:
                 ix = live.index(e.table, e.index)
                 state = "MISSING" if ix is None else f"on ({', '.join(ix[0])}){' unique' if ix[1] else ''}"
-                checks.fact(f"index {e.index}", state)
+                checks.fact(f"index {e.index}", state, "INFORMATION_SCHEMA.STATISTICS")
         verdict = classify(graph, live, mig.expected(), mig.expected_head)
         _metadata_locks(conn, db.name, grant_lines, checks)
         tables_to_sum = sorted({e.table for e in mig.expected()})
         sums = [f"{t}={db_live.checksum(conn, db.name, t) or 'NULL'}" for t in tables_to_sum]
         call.establish(checksum_before="; ".join(sums))
-        checks.fact("checksum before", "; ".join(sums))
+        checks.fact("checksum before", "; ".join(sums), "CHECKSUM TABLE")
     finally:
         conn.close()
-    checks.fact("database state", verdict.state)
-    checks.fact("why", verdict.detail)
-    checks.fact("next action", verdict.action)
+    source = "the live schema and alembic_version against what the revisions claim"
+    checks.fact("database state", verdict.state, source, decisive=True)
+    checks.fact("why", verdict.detail, source)
+    checks.fact("next action", verdict.action, source)
     if verdict.plan:
-        checks.fact("migration plan", " then ".join(f"{s} {r}" for s, r in verdict.plan))
+        checks.fact("migration plan", " then ".join(f"{s} {r}" for s, r in verdict.plan), source)
     if verdict.blocked and not graph.problems:
         checks.problem(f"{verdict.state}: {verdict.detail}; {verdict.action}")
     return verdict
 
 
+_PROCESSLIST = "INFORMATION_SCHEMA.PROCESSLIST and INNODB_TRX"
+
+
 def _metadata_locks(conn: Connection, database: str, grant_lines: list[str], checks: _Checks) -> None:
     if not db_live.has_privilege(grant_lines, "PROCESS"):
         checks.fact(
-            "metadata locks", "cannot check: missing PROCESS privilege (only own sessions are visible)"
+            "metadata locks",
+            "cannot check: missing PROCESS privilege (only own sessions are visible)",
+            "SHOW GRANTS",
+            "cannot verify",
         )
         checks.warn("cannot check for transactions that would block the ALTER: missing PROCESS privilege")
         return
@@ -191,17 +221,21 @@ def _metadata_locks(conn: Connection, database: str, grant_lines: list[str], che
         checks.sink("stderr", rows.render())
         checks.warn(f"{len(rows.rows)} session(s) could block the ALTER (metadata lock)")
         ids = ", ".join(r[0] for r in rows.rows)
-        checks.fact("metadata locks", f"{len(rows.rows)} possible blocker(s): session ids {ids}")
+        checks.fact(
+            "metadata locks", f"{len(rows.rows)} possible blocker(s): session ids {ids}", _PROCESSLIST
+        )
     else:
-        checks.fact("metadata locks", "no open transaction or long query in the schema")
+        checks.fact("metadata locks", "no open transaction or long query in the schema", _PROCESSLIST)
 
 
 def _conclude(checks: _Checks, verdict: Verdict | None) -> PhaseOutcome:
-    facts = tuple(checks.facts)
+    facts = checks.facts
     if checks.problems:
-        return PhaseOutcome(PhaseStatus.FAILED, "; ".join(checks.problems) + " (nothing was stopped)", facts)
+        return PhaseOutcome.of(
+            PhaseStatus.FAILED, "; ".join(checks.problems) + " (nothing was stopped)", facts
+        )
     assert verdict is not None
     summary = f"{verdict.state}: {verdict.action}"
     if checks.warnings:
-        return PhaseOutcome(PhaseStatus.WARNING, summary + "; " + "; ".join(checks.warnings), facts)
-    return PhaseOutcome(PhaseStatus.OK, summary, facts)
+        return PhaseOutcome.of(PhaseStatus.WARNING, summary + "; " + "; ".join(checks.warnings), facts)
+    return PhaseOutcome.of(PhaseStatus.OK, summary, facts)

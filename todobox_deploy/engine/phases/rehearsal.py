@@ -303,9 +303,11 @@ def describe_restore_failure(rc: int, reader: str, client: str) -> str:
     return known.get(rc, f"the restore script exited {rc}")
 
 
-def extract_script(app_path: str, commit: str, migrations_dir: str, into: str) -> str:
+def extract_script(
+    app_path: str, commit: str, migrations_dir: str, into: str, git_program: str = "git"
+) -> str:
     """Bash text: ``git archive COMMIT MIGRATIONS_DIR | tar -x -C INTO``, every stage checked."""
-    git = ["git", "-C", app_path, "archive", "--format=tar", quoting.operand(commit, "commit"), "--"]
+    git = [git_program, "-C", app_path, "archive", "--format=tar", quoting.operand(commit, "commit"), "--"]
     git.append(quoting.operand(migrations_dir, "migrations directory"))
     return (
         f"{quoting.join(git)} | {quoting.join(['tar', '-x', '-C', into])}\n"
@@ -635,7 +637,7 @@ class _Rehearsal:
         self.tmpdir = made
         out: list[str] = []
         rc = self.session.run(
-            extract_script(app.path, commit, rel, made),
+            extract_script(app.path, commit, rel, made, app.git),
             _tee(self.call.sink, out),
             cancel=self.call.cancel,
             display=f"git archive {commit[:12]} {rel} | tar -x -C {made}",

@@ -528,7 +528,7 @@ def _migrations_of(call: PhaseCall, commit: str) -> tuple[str, str]:
     tmp = res.stdout.strip()
     if res.exit_status != 0 or not tmp.startswith("/"):
         raise RemoteError(f"mktemp -d failed on the host: {res.stderr.strip()}")
-    archive = shlex.join(["git", "archive", "--format=tar", commit, "--", relative])
+    archive = shlex.join([cfg.app.git, "archive", "--format=tar", commit, "--", relative])
     script = f"cd -- {shlex.quote(cfg.app.path)} && {archive} | tar -x -C {shlex.quote(tmp)}"
     res = session.capture(script, display=f"git archive {commit[:12]} -- {relative} | tar -x")
     if res.exit_status != 0:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from todobox_deploy.config import ExpectedSchema
-from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.outcome import Fact, PhaseOutcome, PhaseStatus
+from todobox_deploy.db.grants import grants_cover, missing_grant
 from todobox_deploy.db.schema import (
     Rows,
     alembic_version_rows,
@@ -38,60 +39,17 @@ class Check:
     observed: str
     verdict: Verdict = "ok"
     problem: str = ""
+    source: str = ""  # the probe that observed it
 
+    @property
+    def shown(self) -> str:
+        return self.observed if self.verdict == "ok" else f"{self.observed} ({self.verdict})"
 
-# -- grants: can this account see the table at all? -------------------------------------------------
-
-_IDENT = r"(?:\*|`(?:[^`]|``)*`)"
-_GRANT = re.compile(rf"^GRANT (?P<privs>.*?) ON (?:TABLE )?(?P<db>{_IDENT})\.(?P<tbl>{_IDENT}) TO ", re.S)
-
-
-def _unquote(ident: str) -> str:
-    return ident[1:-1].replace("``", "`") if ident.startswith("`") else ident
-
-
-def _like(pattern: str, value: str) -> bool:
-    """MySQL's LIKE, as a grant's database name uses it (``%``, ``_``, backslash escapes)."""
-    out, i = [], 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
-        i += 1
-    return re.fullmatch("".join(out), value, re.S) is not None
-
-
-def _table_level(privs: str) -> bool:
-    """True when the privilege list holds a table-level privilege (not USAGE, not only column grants)."""
-    depth, part, parts = 0, "", []
-    for ch in privs:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(part)
-            part = ""
-        else:
-            part += ch
-    parts.append(part)
-    return any(p.strip() and "(" not in p and p.strip().upper() != "USAGE" for p in parts)
-
-
-def grants_cover(grants: Sequence[str], database: str, table: str | None = None) -> bool:
-    """Whether SHOW GRANTS gives a table-level privilege on ``database`` as a whole (``table`` None) or on
-    ``database.table``: then every table (or the table's every column) is visible to this account."""
-    for grant in grants:
-        m = _GRANT.match(grant.strip())
-        if not m or not _table_level(m["privs"]):
-            continue
-        db, tbl = m["db"], m["tbl"]
-        if db == "*" or (_like(_unquote(db), database) and tbl == "*"):
-            return True
-        if table is not None and _unquote(db) == database and _unquote(tbl) == table:
-            return True
-    return False
+    def fact(self, *, decisive: bool = True) -> Fact:
+        """The check as evidence: "cannot verify" (with the reason) or observed."""
+        if self.verdict == "cannot verify":
+            return Fact(self.label, self.shown, "cannot verify", self.problem or self.source, decisive)
+        return Fact(self.label, self.shown, "observed", self.source, decisive)
 
 
 # -- judging the evidence (pure) ----------------------------------------------------------------------
@@ -197,16 +155,14 @@ def judge_index(expect: ExpectedSchema, keys: dict[str, list[dict[str, str]]], d
 
 def conclude(checks: Sequence[Check]) -> PhaseOutcome:
     """OK when every check passed; FAILED naming each failed or unverifiable check otherwise."""
-    facts = tuple(
-        (c.label, c.observed if c.verdict == "ok" else f"{c.observed} ({c.verdict})") for c in checks
-    )
+    facts = [c.fact() for c in checks]
     problems = [c.problem or f"{c.label}: {c.verdict}" for c in checks if c.verdict != "ok"]
     if not checks:
-        return PhaseOutcome(PhaseStatus.FAILED, "cannot verify: no check ran", facts)
+        return PhaseOutcome.of(PhaseStatus.FAILED, "cannot verify: no check ran", facts)
     if problems:
-        return PhaseOutcome(PhaseStatus.FAILED, "; ".join(problems), facts)
+        return PhaseOutcome.of(PhaseStatus.FAILED, "; ".join(problems), facts)
     verified = "; ".join(f"{c.label} {c.observed}" for c in checks)
-    return PhaseOutcome(PhaseStatus.OK, f"migration verified: {verified}", facts)
+    return PhaseOutcome.of(PhaseStatus.OK, f"migration verified: {verified}", facts)
 
 
 # -- collecting the evidence ----------------------------------------------------------------------------
@@ -280,13 +236,16 @@ def collect(
         if table in tables:
             return None
         if whole_db:
-            return Check(label, "MISSING", "failed", f"table {table} does not exist in {database}")
+            return Check(
+                label, "MISSING", "failed", f"table {table} does not exist in {database}", "SHOW TABLES"
+            )
         return Check(
             label,
             "not visible",
             "cannot verify",
             f"cannot verify {label}: table {table} is not visible to the DB user and its grants do not "
-            f"cover all of {database}",
+            f"cover all of {database} (missing grant: {missing_grant(database, table)})",
+            "SHOW TABLES, SHOW GRANTS",
         )
 
     missing = hidden("alembic_version", "alembic_version")
@@ -299,7 +258,9 @@ def collect(
                 "SELECT version_num FROM alembic_version;",
                 Rows(("version_num",), tuple((v,) for v in versions)),
             )
-            checks.append(judge_alembic(versions, expected_head))
+            checks.append(
+                replace(judge_alembic(versions, expected_head), source="SELECT FROM alembic_version")
+            )
         except errors as exc:
             checks.append(Check("alembic_version", "?", "cannot verify", f"cannot verify: {_reason(exc)}"))
     for item in expect:
@@ -310,7 +271,10 @@ def collect(
             continue
         try:
             definite = whole_db or grants_cover(grants, database, item.table)
-            checks += _schema_checks(conn, database, item, definite, show)
+            source = "SHOW COLUMNS, INFORMATION_SCHEMA.COLUMNS, SHOW INDEX"
+            checks += [
+                replace(c, source=source) for c in _schema_checks(conn, database, item, definite, show)
+            ]
         except errors as exc:
             checks.append(Check(label, "?", "cannot verify", f"cannot verify {label}: {_reason(exc)}"))
     return Evidence(tuple(checks), versions)
