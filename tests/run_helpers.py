@@ -159,6 +159,11 @@ class SecretWatch:
             texts = [(name, (proc / name).read_bytes()) for name in ("cmdline", "environ")]
         except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
             return
+        except PermissionError:
+            # not dumpable (sshd's privilege-separated session processes): even root may not read their
+            # environ; the password never goes there (it travels on a channel's stdin to the command)
+            self.unreadable.add(int(proc.name))
+            return
         except OSError as exc:
             pid = int(proc.name)
             self.unreadable.add(pid)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -245,7 +246,12 @@ def test_plain_deploy_answered_line_by_line_fixes_the_app(
     ]
     assert not [q for q in questions if q.startswith("Carried out by hand")]
     assert "Done by hand: Team notified of successful deployment?" in questions
-    assert questions[-1] == "Done by hand: All features functional?"
+    assert questions[-2:] == ["Done by hand: All features functional?", "Sign off as alice?"]
+    (signed,) = events(journal, "signed_off")
+    assert signed["signed_by"] == "alice"
+    signoff = (journal.parent / "signoff.md").read_text()
+    assert "Signed by: alice" in signoff and "| Migration completed without errors | pass |" in signoff
+    assert json.loads((journal.parent / "signoff.json").read_text())["signed_by"] == "alice"
     assert re.findall(r"(?m)^== .* \((\w+)\) ==$", run.output) == list(PHASES)
 
     # the host: the fix is deployed, migrated and the user list works again
@@ -310,12 +316,15 @@ def test_plain_deploy_answered_line_by_line_fixes_the_app(
     out = run.output
     assert re.search(r"(?m)^out\| todobox: stopped$", out)
     assert re.search(r"(?m)^out\| Fast-forward$", out)
-    assert re.search(r"(?m)^evidence:\n  stopped at  \S+\n  health      down\b", out)
+    assert re.search(
+        r"(?m)^evidence:\n  stopped at +\[observed\] \S+\n(.*\n)*?  health +\[observed\] down \(observed: ",
+        out,
+    )
     assert re.search(
         rf"(?m)^evidence:\n  commit before +{commit_before}\n  commit after +{commit_after}$", out
     )
-    assert re.search(r"(?m)^  check +200$", out)
-    assert re.search(r"(?m)^  sha256 +" + backup["sha256"] + "$", out)
+    assert re.search(r"(?m)^  check +(\[observed\] )?200$", out)
+    assert re.search(r"(?m)^  sha256 +(\[observed\] )?" + backup["sha256"] + "$", out)
 
     # the DB password is nowhere: not on the screen, not in the journal, not in a transcript
     transcripts = sorted((journal.parent / "transcripts").iterdir())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from todobox_deploy.checklist.progress import ACCEPTABLE, Confirmation
@@ -19,6 +19,7 @@ from todobox_deploy.core.outcome import PhaseOutcome
 from todobox_deploy.core.streams import Stream
 from todobox_deploy.core.text import inert
 from todobox_deploy.engine.flow import DeployFlow, GateRefused
+from todobox_deploy.engine.issues import IssueMatch, IssueWatch
 from todobox_deploy.engine.launch import Resumable
 
 PREFIX: dict[Stream, str] = {"stdout": "out", "stderr": "err", "info": "  #", "error": "ERR"}
@@ -39,6 +40,9 @@ class Console:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self._lock = threading.Lock()
+        self.issues = IssueWatch()  # the checklist's "Common Issues" rows, each said once per run
+        self.issue_source: Callable[[], str] = lambda: "output"  # the phase the lines come from
+        self.on_issue: Callable[[IssueMatch], None] | None = None  # the run journals each match
 
     def say(self, *lines: str) -> None:
         with self._lock:
@@ -67,6 +71,10 @@ class Console:
     def sink(self, stream: Stream, lines: list[str]) -> None:
         tag = PREFIX.get(stream, "   ")
         self.say(*(f"{tag}| {inert(line)}" for line in lines))
+        for match in self.issues.feed(self.issue_source(), lines):
+            self.say(f"!! common issue: {inert(match.row.title)}: {inert(match.row.action)}")
+            if self.on_issue is not None:
+                self.on_issue(match)
 
 
 def show_resume(console: Console, found: Resumable) -> None:
@@ -106,6 +114,8 @@ class PlainRun:
     def __init__(self, flow: DeployFlow, console: Console) -> None:
         self.flow = flow
         self.console = console
+        console.issue_source = lambda: flow.running or "output"
+        console.on_issue = lambda m: flow.issue_matched(m.row.key, m.source, m.line)
 
     def run(self) -> int:
         flow, say = self.flow, self.console.say
@@ -204,7 +214,7 @@ class PlainRun:
         say = self.console.say
         say(f"{outcome.status.value.upper()}: {inert(outcome.summary)}")
         if outcome.facts:  # how each fact was obtained: observed, cannot verify, assumed
-            say("evidence:", *table([(k, f"[{how or '-'}] {v}") for k, v, how in outcome.rows()]))
+            say("evidence:", *table([(k, f"[{how}] {v}" if how else v) for k, v, how in outcome.rows()]))
 
     def _host_state(self, phase: str) -> str:
         """A line on what the host shows now, after a failure."""

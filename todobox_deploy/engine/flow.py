@@ -21,6 +21,7 @@ from todobox_deploy.core import exits
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.core.streams import OutputSink
+from todobox_deploy.core.text import inert
 from todobox_deploy.engine.credentials import CredentialsError
 from todobox_deploy.engine.phases.spec import PhaseCall, PhaseSpec
 from todobox_deploy.engine.transcript import Transcript
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from todobox_deploy.engine.session import DeploySession
 
 DONE_BY_HAND = "carried out by hand (not automated yet)"
+SKIPPABLE = frozenset({"verify_files", "db_check", "notify"})
+"""Read-only phases an operator may skip after a failure, with a reason (nothing else is ever skipped)."""
 
 
 class Recorder(Protocol):
@@ -183,6 +186,11 @@ class DeployFlow:
             if self.on_journal_error is not None:
                 self.on_journal_error(f"journal write failed ({event}): {type(exc).__name__}: {exc}")
 
+    def issue_matched(self, row: str, source: str, line: str) -> None:
+        """A line of ``source`` (a phase or a monitoring tail) showed a row of the checklist's "Common
+        Issues" (``engine.issues``, which reports each row once per session): journaled, the line inert."""
+        self.record("issue_matched", row=row, source=source, line=inert(line))
+
     def _reconnected(self, reason: str) -> None:
         self.record("connection_reestablished", reason=reason, phase=self.running)
 
@@ -315,6 +323,31 @@ class DeployFlow:
             self.progress.start(phase_id)
             self.progress.finish(phase_id, outcome)
             self.record("phase_by_hand", phase=phase_id)
+            return outcome
+
+    def skip(self, phase_id: str, reason: str) -> PhaseOutcome:
+        """Skip a read-only phase (see :data:`SKIPPABLE`) with the operator's reason, on the record; the
+        outcome (SKIPPED) is then confirmed like any other. Raises GateRefused (a phase that changes the
+        host, or one out of order, is never skipped)."""
+        with self._mutex:
+            reason = " ".join(reason.split())
+            spec = self.phases.get(phase_id)
+            refusal = self.progress.refusal(phase_id)
+            if refusal is None and not reason:
+                refusal = "a reason is needed to skip a phase"
+            if refusal is None and (spec is None or spec.changes_host or phase_id not in SKIPPABLE):
+                refusal = f"phase {phase_id!r} may not be skipped: only {', '.join(sorted(SKIPPABLE))} can be"
+            if refusal is not None:
+                self.record("phase_refused", phase=phase_id, reason=refusal)
+                raise GateRefused(refusal)
+            outcome = PhaseOutcome(
+                PhaseStatus.SKIPPED,
+                f"skipped by {self.operator}: {reason}",
+                (("skipped by", self.operator), ("reason", reason)),
+            )
+            self.progress.start(phase_id)
+            self.progress.finish(phase_id, outcome)
+            self.record("phase_skipped", phase=phase_id, reason=reason, by=self.operator)
             return outcome
 
     # -- the online migration option -------------------------------------------------------
