@@ -30,6 +30,7 @@ from todobox_deploy.sandbox.manager import sandbox_down, sandbox_up
 from todobox_deploy.tui.app import DeployApp, make_app
 from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.gates import DestructiveConfirm
 from todobox_deploy.tui.screens.wizard import WizardScreen
 
 SIZE = (140, 42)
@@ -54,9 +55,13 @@ async def _drive(app: DeployApp, out: Path) -> None:
         order = app.progress.order
         for phase in order[: order.index("db_check")]:  # backup ... 3. verify files, on the sandbox for real
             await pilot.press("g")
-            await _until(pilot, lambda: isinstance(app.screen, (ConfirmPhase, AskScreen)))
+            await _until(pilot, lambda: isinstance(app.screen, (ConfirmPhase, AskScreen, DestructiveConfirm)))
             if isinstance(app.screen, AskScreen):  # migrate online? keep the checklist's order
                 await pilot.press("n")
+                await _until(pilot, lambda: isinstance(app.screen, (ConfirmPhase, DestructiveConfirm)))
+            if isinstance(app.screen, DestructiveConfirm):  # the stop: type its name
+                shot("destructive_confirm")
+                await pilot.press(*app.screen.phase_id, "enter")
                 await _until(pilot, lambda: isinstance(app.screen, ConfirmPhase))
             status = app.progress.status[phase]
             if status not in ACCEPTABLE:
@@ -78,6 +83,21 @@ async def _drive(app: DeployApp, out: Path) -> None:
         await pilot.pause(0.5)
         shot("log_search")
         await pilot.press("escape")
+        wizard = app.wizard
+        assert wizard is not None
+        wizard.checklist_tree.select_id("predeploy.read_summary")  # the fix's own document, from the host
+        await pilot.pause(2.0)
+        shot("docs_view")
+        await pilot.press("m")  # monitoring: live tails of the app log and MySQL's error log
+        await pilot.pause(2.0)
+        shot("monitoring")
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        await pilot.press("question_mark")
+        await pilot.pause(0.5)
+        shot("keys")
+        await pilot.press("escape")
+        await pilot.pause(0.3)
         await pilot.press("s")
         await pilot.pause(0.5)
         shot("signoff_preview")

@@ -259,7 +259,8 @@ def run_and_confirm(tui: TuiOnPty, journal: Path, phase: str) -> None:
 
 def start_stop_app(tui: TuiOnPty, journal: Path) -> None:
     """``g`` at the stop gate: the rehearsal saw an additive migration, so the wizard first offers to
-    migrate online (a modal); ``n`` keeps the checklist's order and the stop starts."""
+    migrate online (a modal); ``n`` keeps the checklist's order; the stop, being destructive, starts only
+    once its name is typed (ctrl+u first clears a stray ``n`` from the field)."""
     mark = tui.mark()
 
     def started() -> list[dict[str, Any]]:
@@ -267,7 +268,8 @@ def start_stop_app(tui: TuiOnPty, journal: Path) -> None:
 
     tui.press_until(b"g", lambda: started() or "Migrate online?" in tui.text_since(mark), "the stop gate")
     assert not started(), "stop_app started without the online migration offer"
-    tui.press_until(b"n", started, "stop_app started after declining the online migration")
+    tui.press_until(b"n", lambda: "Type the phase name" in tui.text_since(mark), "the stop's second confirmation")
+    tui.press_until(b"\x15stop_app\r", started, "stop_app started after its name was typed")
     assert events(journal, "online_migration_declined") and not events(journal, "online_migration_chosen")
 
 

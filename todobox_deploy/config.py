@@ -69,6 +69,7 @@ class AppConfig:
     check_commands: tuple[tuple[str, ...], ...] = ()  # post-deploy commands on the host that must exit 0
     orm_check: str | None = None  # Python run in the app's environment (the checklist's test 4)
     token_check: str | None = None  # Python exercising API-token generation without a lasting change
+    local_repo: Path | None = None  # the operator's local clone: the docs and the commit check read it
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class DatabaseConfig:
     admin_password_env: str | None = None
     admin_password_env_file_key: str | None = None
     admin_password_prompt: bool = False
+    error_log: str | None = None  # MySQL error log on the target (relative: under the datadir); None: asked
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ _SECTIONS: dict[str, type] = {
     "notify": NotifyConfig,
 }
 _OPTIONAL_SECTIONS = {"notify"}
-_PATH_KEYS = {"identity_file", "known_hosts", "ssh_config"}
+_PATH_KEYS = {"identity_file", "known_hosts", "ssh_config", "local_repo"}
 _TUPLE_KEYS = {"start_command", "stop_command", "status_command", "log_files", "command"}
 _TABLE_LISTS: dict[str, type] = {"checks": HttpCheck, "expect": ExpectedSchema}
 

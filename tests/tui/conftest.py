@@ -21,8 +21,10 @@ from todobox_deploy.config import (
     MigrationConfig,
     TargetConfig,
 )
+from todobox_deploy.core.context import DeployContext
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flow import DeployFlow
+from todobox_deploy.engine.phases import PHASES
 from todobox_deploy.engine.phases.spec import PhaseCall, PhaseSpec
 from todobox_deploy.journal.journal import Journal
 from todobox_deploy.tui.app import DeployApp, make_app
@@ -53,8 +55,13 @@ class ScriptedPhases:
     started: threading.Event = field(default_factory=threading.Event)
 
     def specs(self) -> dict[str, PhaseSpec]:
-        return {
-            phase_id: PhaseSpec(phase_id, phase_id, None if phase_id in self.manual else self._body(phase_id))
+        return {  # what each phase does to the host is the real registry's (rollback and gates read it)
+            phase_id: PhaseSpec(
+                phase_id,
+                phase_id,
+                None if phase_id in self.manual else self._body(phase_id),
+                changes_host=PHASES[phase_id].changes_host,
+            )
             for phase_id in CHECKLIST.phases()
         }
 
@@ -137,8 +144,9 @@ def journal(journal_path: Path) -> JournalView:
 
 @pytest.fixture
 def build_app(scripted: ScriptedPhases, journal_path: Path) -> Callable[..., DeployApp]:
-    """``build_app(operator=, config=, journal=, transcript_dir=, max_log_lines=)``: the app over a real
-    DeployFlow (no session: the scripted bodies need none), journaling to ``journal_path``."""
+    """``build_app(operator=, config=, journal=, transcript_dir=, max_log_lines=, session=, context=,
+    session_dir=)``: the app over a real DeployFlow (no session by default: the scripted bodies need none;
+    a ``FakeHost`` stands in for one where the TUI reads the host), journaling to ``journal_path``."""
 
     def build(
         *,
@@ -147,18 +155,23 @@ def build_app(scripted: ScriptedPhases, journal_path: Path) -> Callable[..., Dep
         journal: Any = None,
         transcript_dir: Path | None = None,
         max_log_lines: int = 10_000,
+        session: Any = None,
+        context: DeployContext | None = None,
+        session_dir: Path | None = None,
     ) -> DeployApp:
         host = config.target.host if config is not None else None
         flow = DeployFlow(
             CHECKLIST,
             scripted.specs(),
-            session=None,
+            session=session,
             operator=operator,
             host=host,
             journal=journal or Journal(journal_path, operator=operator, host=host or "-"),
             transcript_dir=transcript_dir,
             clock=lambda: FROZEN,
+            context=context,
         )
+        flow.session_dir = session_dir
         return make_app(flow, clock=lambda: FROZEN, max_log_lines=max_log_lines)
 
     return build

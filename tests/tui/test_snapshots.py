@@ -13,7 +13,7 @@ from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 
 from .conftest import DEMO_CONFIG, Script, ScriptedPhases
-from .test_wizard import wait_for
+from .test_wizard import through_gates, wait_for
 
 SIZE = (120, 36)
 SnapCompare = Callable[..., bool]
@@ -45,14 +45,15 @@ def test_confirm_after_phase(
 
 
 def test_signoff_complete(snap_compare: SnapCompare, build_app: Callable[..., DeployApp]) -> None:
-    """Every phase run and confirmed: the read-only sign-off."""
+    """Every phase run and confirmed: the read-only sign-off, NOT COMPLETE (the post-deployment items have
+    no evidence), the name prefilled for the signature."""
 
     async def run_all(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, DeployApp)
         for _ in PHASES:
             await pilot.press("g")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+            await through_gates(pilot, app)
             await pilot.press("y")
             await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmPhase))
         await wait_for(pilot, lambda: isinstance(app.screen, SignOffScreen))

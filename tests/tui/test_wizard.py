@@ -17,6 +17,7 @@ from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.tui.app import DeployApp
 from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.gates import DestructiveConfirm
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.screens.wizard import WizardScreen
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
@@ -41,9 +42,20 @@ def wizard(app: DeployApp) -> WizardScreen:
     return app.wizard
 
 
+async def through_gates(pilot: Pilot[Any], app: DeployApp, timeout: float = 5.0) -> None:
+    """Wait for the phase's confirmation; a destructive step's second confirmation on the way is given
+    by typing the phase's name, as the operator would."""
+    gated = (ConfirmPhase, DestructiveConfirm)
+    await wait_for(pilot, lambda: isinstance(app.screen, gated), timeout)
+    screen = app.screen
+    if isinstance(screen, DestructiveConfirm):
+        await pilot.press(*screen.phase_id, "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout)
+
+
 async def run_and_confirm(pilot: Pilot[Any], app: DeployApp, key: str = "g", answer: str = "y") -> None:
     await pilot.press(key)
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+    await through_gates(pilot, app)
     await pilot.press(answer)
     await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
 
@@ -60,7 +72,9 @@ async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployAp
         assert tree.cursor_node is not None and tree.cursor_node.data is not None
         assert tree.cursor_node.data.id == "predeploy.backup"  # the first phase is preselected
         status = str(app.screen.query_one("#status-line").render())
-        assert "host prod-app-1.example.com" in status and "next: backup" in status
+        assert "operator alice" in status and "next: backup" in status
+        header = str(app.screen.query_one("#header-facts").render())
+        assert "prod-app-1.example.com" in header  # the host is in the header
 
 
 async def test_run_streams_lines_into_log(
@@ -311,15 +325,17 @@ async def test_signoff_is_read_only(build_app: Callable[..., DeployApp], scripte
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, SignOffScreen))
         screen = app.screen
-        assert not screen.query(Input) and not screen.query(TextArea) and not screen.query(Button)
+        assert not screen.query(TextArea) and not screen.query(DataTable)
+        # the one input is the signature's name, the one button signs
+        assert [i.id for i in screen.query(Input)] == ["signoff-name"]
+        assert [b.id for b in screen.query(Button)] == ["signoff-sign-button"]
         before = (list(scripted.runs), dict(app.progress.status), dict(app.progress.item_confirmations))
-        for key in ("r", "g", "c", "space", "y", "enter", "ctrl+c", "f", "s", "l"):
+        for key in ("r", "g", "c", "space", "y", "enter", "ctrl+c", "f", "s", "l", "z"):
             await pilot.press(key)
         await pilot.pause()
         assert isinstance(app.screen, SignOffScreen)
         assert (scripted.runs, app.progress.status, app.progress.item_confirmations) == before
-        table = screen.query_one("#signoff-phases", DataTable)
-        assert table.row_count == len(PHASES)
+        assert len(screen.signoff.phases) == len(PHASES)
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
 
@@ -331,11 +347,15 @@ async def test_all_phases_confirmed_opens_signoff(
     async with app.run_test(size=SIZE) as pilot:
         for _ in PHASES:
             await pilot.press("g")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+            await through_gates(pilot, app)
             await pilot.press("y")
             await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmPhase))
         assert scripted.runs == list(PHASES)
-        assert isinstance(app.screen, SignOffScreen) and app.screen.report.complete
+        assert isinstance(app.screen, SignOffScreen)
+        # every phase confirmed, but the post-deployment items have no evidence: not complete
+        assert not app.screen.signoff.complete
+        banner = str(app.screen.query_one("#signoff-state").render())
+        assert "NOT COMPLETE" in banner and "COMPLETE:" not in banner.replace("NOT COMPLETE:", "")
         await pilot.press("escape")
         await pilot.press("ctrl+q")
     assert app.return_value == 0
@@ -365,7 +385,10 @@ async def test_palette_offers_nothing_mutating_on_signoff(build_app: Callable[..
         assert "Run next phase" in on_wizard and "Go to phase: 5. Run Database Migrations" in on_wizard
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, SignOffScreen))
-        assert [name for name, _, _ in DeployCommands(app.screen).commands()] == ["Back to the wizard"]
+        assert [name for name, _, _ in DeployCommands(app.screen).commands()] == [
+            "Back to the wizard",
+            "Write the support bundle",  # reads the session: changes nothing of the deploy
+        ]
 
 
 async def test_ctrl_c_cancels_and_quit_is_guarded(
@@ -465,7 +488,7 @@ async def test_online_migration_offered_at_the_stop_gate(
         assert isinstance(app.focused, Button) and app.focused.id == "ask-no"  # the checklist's way
         assert scripted.runs == ["backup", "preflight", "rehearsal", "notify"]  # nothing stopped yet
         await pilot.press(answer)
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase))
+        await through_gates(pilot, app)  # stopping the app is destructive: its name is typed first
         assert scripted.runs[-1] == "stop_app" and app.flow.context.online_migration is online
     chosen = [e["event"] for e in journal if e["event"].startswith("online_migration_")]
     assert chosen == ["online_migration_chosen" if online else "online_migration_declined"]

@@ -23,7 +23,7 @@ from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.wizard import WizardScreen
 
-from .test_wizard import SIZE, wait_for, wizard
+from .test_wizard import SIZE, through_gates, wait_for, wizard
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -63,7 +63,7 @@ async def test_db_check_streams_real_evidence_into_the_log_pane(
                 if phase == "stop_app":  # the rehearsal saw an additive migration: online is offered
                     await wait_for(pilot, lambda: isinstance(app.screen, AskScreen))
                     await pilot.press("n")  # the checklist's order: stop, migrate, start
-                await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
+                await through_gates(pilot, app, timeout=60)  # stop_app: its name typed first
                 assert app.progress.status[phase] is expected, app.progress.outcomes[phase].summary
                 await pilot.press("y")
                 await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from todobox_deploy.config import AppConfig, DeployConfig
 from todobox_deploy.core.context import DeployContext
-from todobox_deploy.engine.flask_cli import app_command
 from todobox_deploy.engine.flow import describe
 
 if TYPE_CHECKING:
@@ -106,6 +105,8 @@ def _short(sha: str) -> str:
 
 
 def _host_git(host: HostGit, app: AppConfig, *args: str) -> CommandResult:
+    from todobox_deploy.engine.flask_cli import app_command  # loads only when the host is read
+
     argv = ["git", *args]
     return host.capture(app_command(app, argv), timeout=30, display=" ".join(argv), record=False)
 

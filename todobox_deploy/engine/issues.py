@@ -129,7 +129,7 @@ ROWS: tuple[IssueRow, ...] = (
             r"Can't connect to (?:local )?MySQL server|Lost connection to MySQL server|MySQL "
             r"server has gone away",
         ),
-        _p("2003", r"\(2003,|\bERROR 2003\b"),
+        _p(("(2003,", "ERROR 2003"), r"\(2003,|\bERROR 2003\b"),
         _p(
             "Connection refused",
             r"Connection refused",

@@ -11,8 +11,10 @@ from textual.worker import Worker, WorkerState
 
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flow import DeployFlow
+from todobox_deploy.tui.cockpit import COCKPIT_BINDINGS, cockpit_for
 from todobox_deploy.tui.commands import DeployCommands
 from todobox_deploy.tui.messages import LogBatch, PhaseFinished
+from todobox_deploy.tui.screens.gates import GateModal
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.screens.wizard import Clock, WizardScreen
 from todobox_deploy.tui.text import for_display
@@ -32,6 +34,8 @@ class DeployApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "show_signoff", "Sign-off", id="show_signoff", tooltip="Read-only sign-off preview"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+        *COCKPIT_BINDINGS,  # monitoring, session search, checks, common issues, next error (tui/cockpit.py)
+        Binding("f1,question_mark", "show_keys", "Keys", id="show_keys", key_display="?"),
     ]
 
     def __init__(self, flow: DeployFlow, *, clock: Clock | None = None, max_log_lines: int = 10_000) -> None:
@@ -55,7 +59,32 @@ class DeployApp(App[int]):
         self.push_screen(self.wizard)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "show_signoff" and isinstance(self.screen, GateModal):
+            return None  # shown (dimmed) behind a gate, but a gate's keys are its own
         return not (action == "show_signoff" and isinstance(self.screen, SignOffScreen))
+
+    def action_show_keys(self) -> None:
+        from todobox_deploy.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # -- the cockpit's keys (tui/cockpit.py) ---------------------------------------------------------
+
+    def action_monitor(self) -> None:
+        cockpit_for(self).toggle_monitor()
+
+    def action_session_search(self) -> None:
+        cockpit_for(self).open_search()
+
+    def action_run_check(self) -> None:
+        cockpit_for(self).run_check()
+
+    def action_issue_action(self) -> None:
+        cockpit_for(self).issue_action()
+
+    def action_next_error(self) -> None:
+        cockpit_for(self).next_error()
 
     def action_show_signoff(self) -> None:
         if self.wizard is not None and not isinstance(self.screen, SignOffScreen):

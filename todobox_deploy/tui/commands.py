@@ -30,6 +30,8 @@ class DeployCommands(Provider):
                 ("Toggle log follow mode", pane.action_toggle_follow, "Stop or resume auto-scrolling"),
                 ("Search log", pane.action_open_search, "Find a line in the log on view"),
                 ("Show sign-off (read-only)", screen.show_signoff, "Phase outcomes and confirmations"),
+                ("Write the support bundle", screen.action_bundle, "A .tar.gz of this session for support"),
+                ("Zoom the details panel", screen.action_zoom_details, "Read a document full screen"),
             ]
             for node in screen.checklist.phase_nodes():
                 commands.append(
@@ -37,7 +39,10 @@ class DeployCommands(Provider):
                 )
             return commands
         if isinstance(screen, SignOffScreen):
-            return [("Back to the wizard", self.app.pop_screen, "Leave the read-only sign-off")]
+            return [
+                ("Back to the wizard", self.app.pop_screen, "Leave the read-only sign-off"),
+                ("Write the support bundle", screen.action_bundle, "A .tar.gz of this session for support"),
+            ]
         return []
 
     async def discover(self) -> Hits:

@@ -9,6 +9,7 @@ from textual.message import Message
 
 from todobox_deploy.core.outcome import PhaseOutcome
 from todobox_deploy.core.streams import Stream
+from todobox_deploy.engine.docs import DocsReading
 
 
 @dataclass
@@ -35,3 +36,11 @@ class PhaseFinished(Message):
 
     phase_id: str
     outcome: PhaseOutcome
+
+
+@dataclass
+class DocsRead(Message):
+    """A docs reading (``engine.docs.read_docs``) finished in a worker thread."""
+
+    key: tuple[str, str | None, str | None]  # (item id, commit_target, commit_before) it was read for
+    reading: DocsReading

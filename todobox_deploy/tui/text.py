@@ -7,6 +7,8 @@
 - ``for_markup``: text inside Textual content markup: ``for_display``, and ``[`` never opens a tag.
 - ``for_markdown``: text inside the details panel's Markdown: ``for_display``, and every ASCII punctuation
   character backslash-escaped (no emphasis, link, code span, HTML, entity or table cell border).
+- ``for_markdown_document``: a whole Markdown document (the docs of the commit) rendered as Markdown: its
+  lines kept, every control character in them inert.
 """
 
 from __future__ import annotations
@@ -40,3 +42,9 @@ def for_markup(text: str) -> str:
 def for_markdown(text: str) -> str:
     """``text`` to embed in Markdown (a paragraph or a table cell): shown literally, one line."""
     return _PUNCTUATION.sub(r"\\\1", for_display(text))
+
+
+def for_markdown_document(text: str) -> str:
+    """A Markdown document from the host, to be rendered as Markdown: its line structure kept (CRLF read
+    as a line end), every other control character (escapes, a lone ``\\r``, U+2028, bidi) made inert."""
+    return "\n".join(for_display(line.removesuffix("\r")) for line in text.split("\n"))

@@ -9,14 +9,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from todobox_deploy.tui.screens.gates import GateModal
 from todobox_deploy.tui.text import for_display
 
 
-class AskScreen(ModalScreen[bool]):
-    """Shows ``question`` (plain, inert text: it may quote the host); dismisses with True (yes) or False."""
+class AskScreen(GateModal[bool]):
+    """Shows ``question`` (plain, inert text: it may quote the host); dismisses with True (yes) or False.
+    No notification covers it (a :class:`GateModal`)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes", id="ask.yes"),

@@ -1,97 +1,163 @@
-"""A read-only sign-off: each phase's outcome, who confirmed what and when, the post-deploy checklist."""
+"""The read-only sign-off: the post-deployment checklist and the success criteria with their evidence, the
+phases with how each was confirmed, and the operator's signature.
+
+Nothing here changes the deploy: no toggles, no phase actions (the app disables them on this screen), and
+escape leaves. The one thing written is the signature (``engine.signoff.sign``: signoff.md/.json and the
+journal). It never says complete while ``Signoff.complete`` is False: the problems are listed instead.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Button, Header, Input, Label, Markdown, Static
 
-from todobox_deploy.checklist.progress import Confirmation, ItemReport, SignOffReport
-from todobox_deploy.tui.text import for_display
+from todobox_deploy.engine.flow import DeployFlow
+from todobox_deploy.engine.signoff import Signoff, SignoffItem, build_signoff, sign
+from todobox_deploy.tui.bundle import write_bundle_in_background
+from todobox_deploy.tui.text import for_display, for_markdown
+from todobox_deploy.tui.widgets.footer import DeployFooter
 
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+PROBLEMS_SHOWN = 8
+VERDICTS: dict[str, str] = {
+    "pass": "✔ pass",
+    "fail": "**✘ fail**",
+    "by hand": "✎ by hand",
+    "unattended": "**⚠ unattended**",
+    "no evidence": "**∅ no evidence**",
+}
 
 
-def _who(c: Confirmation | None) -> tuple[Text, Text]:
-    if c is None:
-        return Text("not confirmed", style="italic"), Text("")
-    verdict = "" if c.accepted else " (acknowledged, not accepted)"
-    verdict += " by hand" if c.by_hand else ""
-    verdict += " UNATTENDED (--yes)" if c.unattended else ""
-    return Text(for_display(c.operator + verdict)), Text(c.at.strftime(TIME_FORMAT).strip())
+def _how(confirmed_by: str, by_hand: bool, unattended: bool, status: str) -> str:
+    if not confirmed_by:
+        return "**not confirmed**"
+    if by_hand:
+        return "by hand, no evidence"
+    if unattended:
+        return "unattended (--yes)"
+    return "evidence skipped on purpose" if status == "skipped" else "evidence reviewed"
 
 
-def _clip(text: str, width: int) -> str:
-    """Inert, then clipped (never inside an escape's text before it is made)."""
-    text = for_display(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _items(heading: str, items: tuple[SignoffItem, ...]) -> list[str]:
+    lines = ["", f"## {heading}", ""]
+    if not items:
+        return [*lines, "*none*"]
+    lines += ["| Item | Verdict | Evidence |", "|---|---|---|"]
+    lines += [
+        f"| {for_markdown(i.title)} | {VERDICTS.get(i.verdict, for_markdown(i.verdict))} | "
+        f"{for_markdown(i.evidence)} |"
+        for i in items
+    ]
+    return lines
+
+
+def signoff_view(s: Signoff) -> str:
+    """The sign-off as Markdown for the screen: every value from the host or the journal is inert."""
+    lines = [
+        f"- Host: {for_markdown(s.host or '-')}",
+        f"- Operator: {for_markdown(s.operator)}",
+        f"- Downtime: {for_markdown(s.downtime)}",
+        f"- Session: {for_markdown(s.session or '-')}",
+        f"- Signed by: {for_markdown(s.signed_by) if s.signed_by else 'not signed yet'}",
+    ]
+    if s.problems:
+        urgent = sorted(s.problems, key=lambda p: not p.endswith(("done by hand, no evidence", ": fail")))
+        shown = urgent[:PROBLEMS_SHOWN]  # what was done by hand or failed first
+        lines += ["", "## Not complete because", ""]
+        lines += [f"- {for_markdown(p)}" for p in shown]
+        if len(s.problems) > len(shown):
+            lines.append(f"- … and {len(s.problems) - len(shown)} more: see each verdict below")
+    lines += [
+        "",
+        "## Phases",
+        "",
+        "| Phase | Status | Confirmed by | At | How | Summary |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in s.phases:
+        how = _how(p.confirmed_by, p.by_hand, p.unattended, p.status)
+        lines.append(
+            f"| {for_markdown(p.title)} | {for_markdown(p.status)} | {for_markdown(p.confirmed_by) or '-'} | "
+            f"{for_markdown(p.confirmed_at) or '-'} | {how} | {for_markdown(p.summary) or '-'} |"
+        )
+    lines += _items("Post-Deployment Checklist", s.post_deploy)
+    lines += _items("Success Criteria", s.success)
+    return "\n".join(lines) + "\n"
+
+
+def banner(s: Signoff) -> Text:
+    """Where the sign-off stands (never "complete" while it is not), inert."""
+    if not s.complete:
+        n = len(s.problems)
+        state = f"NOT COMPLETE: {n} problem{'s' if n != 1 else ''} (listed below)"
+    else:
+        state = "COMPLETE: every phase confirmed on evidence, every item passed"
+    signed = f"signed by {s.signed_by}" if s.signed_by else "not signed yet"
+    return Text("\n").join(Text(for_display(part)) for part in (s.title, f"{state} · {signed}"))
 
 
 class SignOffScreen(Screen[None]):
-    """Renders a frozen ``SignOffReport`` with non-editing widgets only; ``escape`` goes back."""
+    """Renders ``build_signoff(flow)``; the operator signs with their name (Input prefilled, Sign button)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back", id="signoff.back"),
+        Binding("b", "bundle", "Support bundle", id="signoff.bundle", show=False),
     ]
     AUTO_FOCUS = "#signoff-body"
 
-    def __init__(self, report: SignOffReport) -> None:
+    def __init__(self, flow: DeployFlow) -> None:
         super().__init__()
-        self.report = report
+        self.flow = flow
+        self.signoff = build_signoff(flow)
 
     def compose(self) -> ComposeResult:
-        r = self.report
         yield Header()
         with VerticalScroll(id="signoff-body"):
-            state = "COMPLETE: all phases confirmed" if r.complete else "PREVIEW: phases still open"
-            classes = "-complete" if r.complete else ""
-            yield Static(Text(f"{for_display(r.title)}\n{state}"), id="signoff-state", classes=classes)
-            yield Static("Phases", classes="signoff-heading")
-            yield self._phases_table()
-            yield Static("Post-Deployment Checklist", classes="signoff-heading")
-            yield self._items_table("signoff-postdeploy", r.post_deploy)
-            yield Static("Success Criteria", classes="signoff-heading")
-            yield self._items_table("signoff-success", r.success)
-            yield Static("Other manual items", classes="signoff-heading")
-            yield self._items_table("signoff-other", r.other_manual)
-            meta = (
-                f"Deployment Date: {r.generated_at.isoformat(timespec='seconds')}\n"
-                f"Deployed By: {for_display(r.operator)}\n"
-                f"Host: {for_display(r.host or '-')}\n"
-                f"Status: {'Deployed and signed off' if r.complete else 'In progress'}"
-            )
-            yield Static(Text(meta), id="signoff-meta")
-        yield Footer()
+            yield Static(id="signoff-state")
+            yield Markdown(id="signoff-doc", open_links=False)
+        with Horizontal(id="signoff-sign"):
+            yield Label("Sign as", id="signoff-sign-label")
+            yield Input(self.flow.operator, id="signoff-name", placeholder="your name")
+            yield Button("Sign", variant="primary", id="signoff-sign-button", compact=True)
+        yield DeployFooter()
 
     def on_mount(self) -> None:
-        self.title = "Sign-off" if self.report.complete else "Sign-off (preview)"
-        self.sub_title = for_display(f"operator {self.report.operator}")
+        self.title = "Sign-off"
+        self.sub_title = for_display(f"operator {self.flow.operator}")
+        self._render_signoff()
 
-    def _phases_table(self) -> DataTable[Text]:
-        table: DataTable[Text] = DataTable(id="signoff-phases", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Phase", "Status", "Confirmed by", "At", "Summary", "Evidence")
-        for p in self.report.phases:
-            summary = _clip(p.outcome.summary if p.outcome else "", 70)
-            facts = _clip("; ".join(f"{k}={v}" for k, v in p.outcome.facts) if p.outcome else "", 40)
-            table.add_row(
-                Text(for_display(p.node.title)),
-                Text(p.status.value),
-                *_who(p.confirmation),
-                Text(summary),
-                Text(facts),
-            )
-        return table
+    def _render_signoff(self) -> None:
+        s = self.signoff
+        state = self.query_one("#signoff-state", Static)
+        state.update(banner(s))
+        state.set_class(s.complete, "-complete")
+        state.set_class(not s.complete, "-incomplete")
+        self.query_one("#signoff-doc", Markdown).update(signoff_view(s))
 
-    @staticmethod
-    def _items_table(table_id: str, items: tuple[ItemReport, ...]) -> DataTable[Text]:
-        table: DataTable[Text] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
-        table.add_columns("Item", "Done", "Confirmed by", "At")
-        for item in items:
-            done = Text("☑" if item.confirmation else "☐")
-            table.add_row(Text(for_display(item.node.title)), done, *_who(item.confirmation))
-        return table
+    @on(Input.Submitted, "#signoff-name")
+    @on(Button.Pressed, "#signoff-sign-button")
+    def _sign(self) -> None:
+        name = " ".join(self.query_one("#signoff-name", Input).value.split())
+        if not name:
+            self.notify("Type your name to sign.", severity="warning")
+            return
+        self.signoff, paths = sign(self.flow, name)
+        self._render_signoff()
+        where = f"written to {paths[0]} and {paths[1].name}" if paths else "not written: no session folder"
+        state = "complete" if self.signoff.complete else "NOT complete"
+        self.notify(
+            for_display(f"Signed by {name} ({state}); {where}"),
+            title="Sign-off",
+            severity="information" if self.signoff.complete else "warning",
+            timeout=10,
+            markup=False,
+        )
+
+    def action_bundle(self) -> None:
+        write_bundle_in_background(self, self.flow)

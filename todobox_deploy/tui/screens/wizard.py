@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -13,21 +14,30 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, Static, Tree
+from textual.widgets import Markdown, Static, Tree
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
 from todobox_deploy.core.outcome import PhaseStatus
-from todobox_deploy.engine.flow import DeployFlow, GateRefused
-from todobox_deploy.tui.messages import LogBatch, PhaseFinished, PhaseStarted
+from todobox_deploy.engine.docs import DOCS, CommitDoc, DocsReading, read_docs
+from todobox_deploy.engine.flow import DeployFlow, GateRefused, describe
+from todobox_deploy.tui.bundle import write_bundle_in_background
+from todobox_deploy.tui.cockpit import cockpit_for
+from todobox_deploy.tui.docs_view import docs_markdown, loading_markdown
+from todobox_deploy.tui.failure import failure_options, rollback_command
+from todobox_deploy.tui.messages import DocsRead, LogBatch, PhaseFinished, PhaseStarted
 from todobox_deploy.tui.screens.ask import AskScreen
-from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.confirm import Answer, ConfirmPhase
+from todobox_deploy.tui.screens.gates import DESTRUCTIVE, DestructiveConfirm, RollbackOffer, SkipReason
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.sink import make_log_sink
 from todobox_deploy.tui.text import for_display, for_markdown
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
-from todobox_deploy.tui.widgets.log_pane import LogPane
+from todobox_deploy.tui.widgets.deploy_header import DeployHeader, header_facts
+from todobox_deploy.tui.widgets.footer import DeployFooter
+from todobox_deploy.tui.widgets.log_pane import GUTTER, LogPane
 
 Clock = Callable[[], datetime]
+DocsKey = tuple[str, str | None, str | None]
 
 SEVERITY = {PhaseStatus.OK: "information", PhaseStatus.WARNING: "warning", PhaseStatus.SKIPPED: "information"}
 
@@ -38,6 +48,7 @@ def _elapsed(seconds: float) -> str:
 
 
 BY_HAND = "not automated yet: carry it out by hand from the checklist text below, then confirm it here"
+WIDE = 100  # columns from which the header labels its facts
 
 
 def details_markdown(node: ChecklistNode, flow: DeployFlow) -> str:
@@ -89,9 +100,18 @@ class WizardScreen(Screen[None]):
             "c", "confirm_item", "Confirm", id="confirm_item", tooltip="Tick a manual item, or review a phase"
         ),
         Binding("escape,ctrl+c", "cancel_phase", "Cancel phase", id="cancel_phase", key_display="esc"),
-        Binding("l", "follow_live", "Follow live", id="follow_live", tooltip="Show the running phase's tail"),
+        Binding(
+            "l",
+            "follow_live",
+            "Follow live",
+            id="follow_live",
+            tooltip="Show the running phase's tail",
+            show=False,
+        ),
         Binding("slash", "log_search", "Search log", id="log_search", show=False),
         Binding("f", "log_follow", "Follow", id="log_follow", show=False),
+        Binding("b", "bundle", "Support bundle", id="bundle", show=False, tooltip="Write the support bundle"),
+        Binding("z", "zoom_details", "Zoom details", id="zoom_details", show=False),
     ]
 
     def __init__(self, flow: DeployFlow, *, clock: Clock, max_log_lines: int = 10_000) -> None:
@@ -103,19 +123,21 @@ class WizardScreen(Screen[None]):
         self.host = flow.host
         self.clock = clock
         self._max_log_lines = max_log_lines
-        self._session_start = clock()
+        self._session_start = flow.started_at
         self.selected: ChecklistNode = flow.checklist
+        self._docs: dict[DocsKey, str] = {}  # the docs panel's Markdown by what it was read for
+        self._docs_reading: set[DocsKey] = set()
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield DeployHeader(id="header")
         with Horizontal(id="wizard-main"):
             yield ChecklistTree(self.checklist, id="tree")
             with Vertical(id="wizard-right"):
                 with VerticalScroll(id="details"):
-                    yield Markdown(id="details-body")
+                    yield Markdown(id="details-body", open_links=False)
                 yield LogPane(max_lines=self._max_log_lines, id="logpane")
         yield Static(id="status-line")
-        yield Footer()
+        yield DeployFooter()
 
     def on_mount(self) -> None:
         self.flow.on_journal_error = self._journal_failed
@@ -133,6 +155,18 @@ class WizardScreen(Screen[None]):
             tree.select_id(node.id)
         if first is not None and first in self.progress.outcomes:
             self.call_after_refresh(self.review_phase, first)  # resumed: its evidence is waiting
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Cancel is offered (and shown) only while a phase runs; running another only while none does."""
+        if action == "cancel_phase":
+            return self.flow.running is not None
+        if action in ("run_phase", "run_next"):
+            return self.flow.running is None  # one phase at a time
+        return True
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self._update_status_line()  # the header's compact form depends on the width
 
     def _journal_failed(self, message: str) -> None:
         """The audit trail failing must be loud, but must not kill the session (any thread)."""
@@ -156,15 +190,68 @@ class WizardScreen(Screen[None]):
         self.checklist_tree.update_state(self.progress.status, confirmed)
         self._show(self.selected)
         self._update_status_line()
+        self.refresh_bindings()  # cancel shows only while a phase runs
 
     def _show(self, node: ChecklistNode) -> None:
         self.selected = node
-        self.query_one("#details-body", Markdown).update(details_markdown(node, self.flow))
+        text = details_markdown(node, self.flow)
+        if node.id in DOCS:
+            text += "\n" + self._docs_for(node.id)
+        self.query_one("#details-body", Markdown).update(text)
         if node.phase is not None:
             self.log_pane.show_phase(node.phase)
 
+    # --- the docs of the commit ------------------------------------------------------------------------
+
+    def _docs_key(self, item_id: str) -> DocsKey:
+        ctx = self.flow.context
+        return (item_id, ctx.commit_target, ctx.commit_before)
+
+    def _docs_for(self, item_id: str) -> str:
+        """The docs panel for ``item_id`` as read, or a placeholder while a worker reads it."""
+        key = self._docs_key(item_id)
+        if key in self._docs:
+            return self._docs[key]
+        if key not in self._docs_reading:
+            self._docs_reading.add(key)
+            self.app.run_worker(
+                partial(self._read_docs, key),
+                name=f"docs {item_id}",
+                group="docs",
+                description=f"read {DOCS[item_id]}",
+                thread=True,
+                exit_on_error=False,
+            )
+        return loading_markdown(item_id)
+
+    def _read_docs(self, key: DocsKey) -> None:
+        """Worker thread: read the document (git locally, or SSH) for the commits in ``key``; only a
+        message reaches the widgets. Never raises: a failure is the reading's problem, shown."""
+        item_id, target, before = key
+        session = self.flow.session
+        try:
+            if session is None:
+                raise RuntimeError("no connection to the host in this session")
+            context = dataclasses.replace(self.flow.context, commit_target=target, commit_before=before)
+            reading = read_docs(item_id, session.config, context, session)
+        except Exception as exc:
+            problem = str(exc) if isinstance(exc, RuntimeError) else describe(exc)
+            reading = DocsReading(item_id, CommitDoc(DOCS[item_id], "", None, None, problem), None)
+        self.post_message(DocsRead(key, reading))
+
+    @on(DocsRead)
+    def _docs_read(self, message: DocsRead) -> None:
+        self._docs_reading.discard(message.key)
+        self._docs[message.key] = docs_markdown(message.reading)
+        self.flow.record("commit_docs_read", **message.reading.to_json())
+        if self.selected.id == message.key[0]:
+            self._show(self.selected)
+
     def _update_status_line(self) -> None:
         now = self.clock()
+        compact = self.size.width < WIDE
+        facts = header_facts(self.host, self.flow.context, self._session_start, now, compact=compact)
+        self.query_one(DeployHeader).show(facts)
         running = self.progress.running
         started = self.flow.phase_started_at
         if running is not None and started is not None:
@@ -172,8 +259,7 @@ class WizardScreen(Screen[None]):
         else:
             nxt = self.progress.next_phase()
             phase = f"next: {nxt}" if nxt else "all phases confirmed"
-        session = _elapsed((now - self._session_start).total_seconds())
-        text = f" host {self.host or '-'} │ operator {self.operator} │ {phase} │ session {session}"
+        text = f" operator {self.operator} │ {phase}"
         self.query_one("#status-line", Static).update(Text(for_display(text)))
 
     # --- tree events -------------------------------------------------------------------------------
@@ -225,7 +311,13 @@ class WizardScreen(Screen[None]):
         if self.progress.is_confirmed(phase_id):
             self.notify(f"Phase {phase_id!r} is already confirmed.")
             return
-        self.app.push_screen(ConfirmPhase(node, outcome), partial(self._confirmed, phase_id))
+        errors = [
+            line
+            for line in self.log_pane.window(phase_id)
+            if line.startswith((GUTTER["stderr"], GUTTER["error"]))
+        ]
+        options = failure_options(self.flow, phase_id, errors)
+        self.app.push_screen(ConfirmPhase(node, outcome, options), partial(self._confirmed, phase_id))
 
     def action_cancel_phase(self) -> None:
         running = self.flow.running
@@ -247,8 +339,15 @@ class WizardScreen(Screen[None]):
         self.log_pane.follow_tail()
 
     def show_signoff(self) -> None:
-        """Push the read-only sign-off (a preview until every phase is confirmed)."""
-        self.app.push_screen(SignOffScreen(self.flow.report()))
+        """Push the read-only sign-off (not complete until every phase and item has its evidence)."""
+        self.app.push_screen(SignOffScreen(self.flow))
+
+    def action_bundle(self) -> None:
+        write_bundle_in_background(self, self.flow)
+
+    def action_zoom_details(self) -> None:
+        """Give the details panel (a document to read) the whole screen, or restore the layout."""
+        self.toggle_class("-zoom-details")
 
     def action_log_search(self) -> None:
         self.log_pane.action_open_search()
@@ -267,14 +366,21 @@ class WizardScreen(Screen[None]):
         self.flow.toggle_item(node.id)
         self._refresh_state()
 
-    def start_phase(self, phase_id: str) -> bool:
-        """Start a phase in a thread worker, unless the gate refuses it; returns whether it started."""
+    def start_phase(self, phase_id: str, *, deliberate: bool = False) -> bool:
+        """Start a phase in a thread worker, unless the gate refuses it; returns whether it started.
+
+        A destructive step first asks for a second, deliberate confirmation (``deliberate``: given)."""
         offer = self.flow.online_offer() if phase_id == "stop_app" else None
-        if offer is not None and self.flow.refusal(phase_id) is None:
+        ready = self.flow.refusal(phase_id) is None
+        if offer is not None and ready:
             self.app.push_screen(
                 AskScreen("Migrate online?", offer, yes="Migrate online", no="Stop first (checklist)"),
                 partial(self._online_answered, phase_id),
             )
+            return False
+        if phase_id in DESTRUCTIVE and not deliberate and ready and self.flow.can_run(phase_id):
+            gate = DestructiveConfirm(phase_id, self.flow.title(phase_id))
+            self.app.push_screen(gate, partial(self._deliberate, phase_id))
             return False
         try:
             if not self.flow.can_run(phase_id):
@@ -310,6 +416,12 @@ class WizardScreen(Screen[None]):
         self.flow.choose_online(bool(answer))
         self.start_phase(phase_id)
 
+    def _deliberate(self, phase_id: str, answer: bool | None) -> None:
+        if answer:
+            self.start_phase(phase_id, deliberate=True)
+        else:
+            self.notify(f"{phase_id} not started.", severity="information")
+
     def _phase_body(self, phase_id: str) -> None:
         """Runs in a worker thread: the flow runs the phase; only messages reach the widgets."""
         self.post_message(PhaseStarted(phase_id))
@@ -321,6 +433,7 @@ class WizardScreen(Screen[None]):
     def _log_batch(self, message: LogBatch) -> None:
         try:
             self.log_pane.ingest(message.phase_id, message.stream, message.lines)
+            cockpit_for(self.app).watch_output(message.phase_id, message.lines)  # common issues, matched live
         finally:
             if message.ack is not None:
                 message.ack()
@@ -341,8 +454,21 @@ class WizardScreen(Screen[None]):
         if node is not None:
             self.review_phase(phase_id)
 
-    def _confirmed(self, phase_id: str, answer: bool | None) -> None:
-        c = self.flow.confirm(phase_id, bool(answer))
+    def _confirmed(self, phase_id: str, answer: Answer | None) -> None:
+        if answer is Answer.RETRY:
+            self.start_phase(phase_id)
+            return
+        if answer is Answer.SKIP:
+            self.app.push_screen(
+                SkipReason(phase_id, self.flow.title(phase_id)), partial(self._skip, phase_id)
+            )
+            return
+        if answer is Answer.ROLLBACK:
+            command = rollback_command(self.flow)
+            offer = RollbackOffer(self.flow.title(phase_id), command)
+            self.app.push_screen(offer, partial(self._rollback_answered, phase_id, command))
+            return
+        c = self.flow.confirm(phase_id, answer is Answer.CONFIRM)
         self._refresh_state()
         if not c.accepted:
             return
@@ -354,3 +480,23 @@ class WizardScreen(Screen[None]):
         node = self.checklist.find_phase(nxt)
         if node is not None:
             self.checklist_tree.select_id(node.id)
+
+    def _skip(self, phase_id: str, reason: str | None) -> None:
+        if reason is None:
+            return
+        try:
+            self.flow.skip(phase_id, reason)
+        except GateRefused as refused:
+            self.notify(
+                for_display(f"Refused: {refused}."), title="Not skipped", severity="warning", markup=False
+            )
+            return
+        self._refresh_state()
+        self.review_phase(phase_id)  # the skip is confirmed like any outcome
+
+    def _rollback_answered(self, phase_id: str, command: str, quit_now: bool | None) -> None:
+        if not quit_now:
+            self.notify("Nothing launched. Press c on the phase to see its options again.")
+            return
+        self.flow.record("rollback_advised", phase=phase_id, command=command)
+        self.app.exit(self.flow.exit_code(), message=f"To roll back, run:\n  {command}")
