@@ -268,7 +268,8 @@ def start_stop_app(tui: TuiOnPty, journal: Path) -> None:
 
     tui.press_until(b"g", lambda: started() or "Migrate online?" in tui.text_since(mark), "the stop gate")
     assert not started(), "stop_app started without the online migration offer"
-    tui.press_until(b"n", lambda: "Type the phase name" in tui.text_since(mark), "the stop's second confirmation")
+    named = "the stop's second confirmation"
+    tui.press_until(b"n", lambda: "Type the phase name" in tui.text_since(mark), named)
     tui.press_until(b"\x15stop_app\r", started, "stop_app started after its name was typed")
     assert events(journal, "online_migration_declined") and not events(journal, "online_migration_chosen")
 
