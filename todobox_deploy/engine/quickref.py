@@ -91,33 +91,25 @@ def _flask_db(node_id: str, title: str, command: str, config: DeployConfig) -> Q
     )
 
 
-def _columns(config: DeployConfig) -> QuickRef:
+def _per_expected(config: DeployConfig, node_id: str, title: str, template: str) -> QuickRef:
+    """One SQL statement per expected column: ``template`` with the table quoted, the column a parameter."""
     statements = tuple(
-        SqlStatement(f"SHOW COLUMNS FROM {quote_ident(e.table)} WHERE Field = %s", (e.column,))
+        SqlStatement(template.format(table=quote_ident(e.table)), (e.column,))
         for e in config.migration.expected()
     )
-    return QuickRef(
-        "reference.column",
-        "Verify column exists",
-        "sql",
-        "; ".join(s.shown() for s in statements),
-        "PyMySQL over the SSH connection",
-        sql=statements,
+    shown = "; ".join(s.shown() for s in statements)
+    return QuickRef(node_id, title, "sql", shown, "PyMySQL over the SSH connection", sql=statements)
+
+
+def _columns(config: DeployConfig) -> QuickRef:
+    return _per_expected(
+        config, "reference.column", "Verify column exists", "SHOW COLUMNS FROM {table} WHERE Field = %s"
     )
 
 
 def _indexes(config: DeployConfig) -> QuickRef:
-    statements = tuple(
-        SqlStatement(f"SHOW INDEX FROM {quote_ident(e.table)} WHERE Column_name = %s", (e.column,))
-        for e in config.migration.expected()
-    )
-    return QuickRef(
-        "reference.index",
-        "Verify index exists",
-        "sql",
-        "; ".join(s.shown() for s in statements),
-        "PyMySQL over the SSH connection",
-        sql=statements,
+    return _per_expected(
+        config, "reference.index", "Verify index exists", "SHOW INDEX FROM {table} WHERE Column_name = %s"
     )
 
 
