@@ -1,0 +1,49 @@
+"""Whole unattended deploys on the sandbox's harder states: an app whose import queries the drifted
+schema (migrated without importing it), and a fix commit that renames the WSGI module (refused before the
+stop, the app still up)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from run_helpers import events, private_config, run_cli
+
+from todobox_deploy.sandbox.http import http_status
+from todobox_deploy.sandbox.manager import SandboxInfo
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def _journal(output: str) -> Path:
+    return Path(next(line.split(": ", 1)[1] for line in output.splitlines() if line.startswith("journal: ")))
+
+
+def test_an_app_that_cannot_import_is_migrated_standalone(
+    sandbox_state: Callable[[str], SandboxInfo], tmp_path: Path
+) -> None:
+    info = sandbox_state("import-queries-user")
+    config = private_config(info.config, tmp_path)
+    run = run_cli(["run", "--config", str(config), "--plain", "--yes"], tmp_path / "state", timeout=280)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr
+    journal = _journal(run.stdout)
+    (migrate,) = events(journal, "phase_finished", phase="migrate")
+    assert migrate["status"] == "ok" and "standalone mode" in migrate["summary"]
+    mode = migrate["facts"]["mode"]
+    assert mode.startswith("standalone (auto: the app cannot be imported") and "1054" in mode
+    assert http_status(info.app_url) == 200  # the user list answers again
+
+
+def test_a_renamed_wsgi_module_is_refused_before_the_stop(
+    sandbox_state: Callable[[str], SandboxInfo], tmp_path: Path
+) -> None:
+    info = sandbox_state("renamed-wsgi")
+    config = private_config(info.config, tmp_path)
+    run = run_cli(["run", "--config", str(config), "--plain", "--yes"], tmp_path / "state", timeout=280)
+    assert run.returncode == 1, run.stdout[-4000:] + run.stderr
+    assert "wsgi.py (what the process manager loads) does not exist" in run.stdout
+    assert "nothing was stopped" in run.stdout and "host state: app up" in run.stdout
+    journal = _journal(run.stdout)
+    assert not events(journal, "phase_started", phase="stop_app")
+    assert http_status(info.app_url) == 500  # still serving (the bug state's user list), never stopped
