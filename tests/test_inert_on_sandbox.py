@@ -29,6 +29,7 @@ from todobox_deploy.remote.connection import SshConnection
 from todobox_deploy.sandbox.manager import SandboxInfo, sandbox_restore
 from todobox_deploy.tui.app import make_app
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.gates import DestructiveConfirm
 from todobox_deploy.tui.screens.wizard import WizardScreen
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -119,7 +120,12 @@ async def test_wizard_shows_the_commit_inert(hostile_origin: SandboxInfo, tmp_pa
             for phase in (*BEFORE, "deploy_code"):
                 assert app.progress.next_phase() == phase
                 await pilot.press("g")
-                await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
+                await wait_for(
+                    pilot, lambda: isinstance(app.screen, (ConfirmPhase, DestructiveConfirm)), timeout=60
+                )
+                if isinstance(app.screen, DestructiveConfirm):  # the stop asks for its name first
+                    await pilot.press(*phase, "enter")
+                    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPhase), timeout=60)
                 if phase == "deploy_code":  # the confirmation: the file name in the evidence, literally
                     outcome = app.progress.outcomes[phase]
                     assert outcome.status is PhaseStatus.OK, outcome.summary
