@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 MAX_STDIN = 60 * 1024  # fits a pipe buffer, so the launch never waits for the job to read
+STATE_MARK = "__todobox_run_state__"  # the follow script's last stderr line: how the run ended
 
 _PRELUDE = "root=${1:-$HOME/.cache/todobox-deploy/runs}; d=$root/$2\n"
 
@@ -83,14 +84,14 @@ _FOLLOW = (
     + r"""off=$3
 [ -e "$d/started" ] || { echo "there is no run $2 on this host" >&2; exit 78; }
 tail -c +$((off + 1)) -F -- "$d/log" 2> /dev/null & t=$!
-state=0
-while [ ! -e "$d/rc" ]; do
-  if flock -n "$d/lock" true; then [ -e "$d/rc" ] || state=77; break; fi
-  sleep 0.2
-done
-sleep 0.2; kill $t 2> /dev/null; wait $t 2> /dev/null
-exit $state
-"""
+# the wrapper holds the lock until it has written rc: a blocking flock returns the moment the run ends
+flock "$d/lock" true
+kill $t 2> /dev/null; wait $t 2> /dev/null
+# the run's end state on stderr: the follower catches up on any byte tail had not passed on yet
+if [ -e "$d/rc" ]; then echo "STATE_MARK finished $(cat -- "$d/rc") $(stat -c %s -- "$d/log")" >&2; exit 0; fi
+echo "STATE_MARK unknown" >&2
+exit 77
+""".replace("STATE_MARK", STATE_MARK)
 )
 
 _STATE = (
@@ -229,10 +230,14 @@ class DetachedRun:
         self.offset = offset
         cancelled = gave_up = False
 
+        follow_err = bytearray()  # the follow script's own stderr: its end-state line (or why it failed)
+
         def on_data(stream: Stream, data: bytes) -> None:
             if stream == "stdout":
                 self.offset += len(data)
-            rx.data(stream, data)
+                rx.data(stream, data)
+            else:
+                follow_err.extend(data)
 
         def tick() -> None:
             nonlocal cancelled
@@ -246,6 +251,7 @@ class DetachedRun:
             while True:
                 try:
                     t = self.conn.transport()
+                    follow_err.clear()
                     rc = run_on_channel(
                         t,
                         self._script(_FOLLOW, str(self.offset)),
@@ -257,7 +263,7 @@ class DetachedRun:
                     )
                     if rc == 78:
                         raise RemoteError(f"there is no run {self.run_id} on the host")
-                    status, code, size = self.state()
+                    status, code, size = _end_state(bytes(follow_err)) or self.state()
                     if size is not None and size > self.offset:
                         run_on_channel(t, self._script(_CATCH_UP, str(self.offset)), on_data)
                     if rc == 77 or status == "unknown":
@@ -288,6 +294,23 @@ class DetachedRun:
                     rx.info(f"re-attached to run {self.run_id} at byte {self.offset}")
         finally:
             rx.close(gave_up)
+
+
+def _end_state(stderr: bytes) -> tuple[str, int | None, int | None] | None:
+    """The end state the follow script reported on its stderr (as :meth:`DetachedRun.state`), or None."""
+    for line in reversed(stderr.decode("utf-8", "replace").splitlines()):
+        parts = line.split()
+        if parts[:1] != [STATE_MARK]:
+            continue
+        if (
+            parts[1:2] == ["finished"]
+            and len(parts) == 4
+            and parts[2].lstrip("-").isdigit()
+            and parts[3].isdigit()
+        ):
+            return "finished", int(parts[2]), int(parts[3])
+        return "unknown", None, None
+    return None
 
 
 class FollowStopped(Exception):
