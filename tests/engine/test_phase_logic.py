@@ -59,6 +59,17 @@ class ScriptedSession:
     def capture(self, argv: Sequence[str] | str, *, display: str | None = None, **_: Any) -> Result:
         return self._answer(argv, display)
 
+    def capture_steps(
+        self, steps: Sequence[tuple[str, Sequence[str] | str]], *, stop_on_failure: bool = True, **_: Any
+    ) -> list[Result]:
+        """One round trip on a real host: each step answered in turn, ending at a failure if asked."""
+        results: list[Result] = []
+        for display, argv in steps:
+            results.append(self.capture(argv, display=display))
+            if stop_on_failure and results[-1].exit_status != 0:
+                break
+        return results
+
     def run(
         self, argv: Sequence[str] | str, sink: OutputSink, *, display: str | None = None, **_: Any
     ) -> int:

@@ -21,6 +21,7 @@ from todobox_deploy.core.streams import OutputSink
 from todobox_deploy.engine.credentials import CredentialsError, resolve_password
 
 if TYPE_CHECKING:  # paramiko and PyMySQL load lazily: start-up stays fast
+    from todobox_deploy.remote.batch import StepResult
     from todobox_deploy.remote.connection import CommandResult, SshConnection
     from todobox_deploy.remote.secrets import Secrets
 
@@ -150,6 +151,33 @@ class DeploySession:
         else:
             call()
         return result[0]
+
+    def capture_steps(
+        self,
+        steps: Sequence[tuple[str, Sequence[str] | str]],
+        *,
+        stop_on_failure: bool = True,
+        timeout: float | None = 60.0,
+    ) -> list[StepResult]:
+        """Run ``(display, argv or script)`` steps in one round trip (see remote.batch); each step that ran
+        is recorded with its own exit code and time on the host."""
+        from todobox_deploy.remote.batch import capture_steps
+
+        conn = self.connection
+        try:
+            results = capture_steps(
+                conn,
+                [argv for _, argv in steps],
+                secrets=self.secrets,
+                stop_on_failure=stop_on_failure,
+                timeout=timeout,
+            )
+        except BaseException:
+            self.commands.append(CommandRecord(display_of(steps[0][1], steps[0][0]), None, 0.0))
+            raise
+        for (display, argv), result in zip(steps, results, strict=False):
+            self.commands.append(CommandRecord(display_of(argv, display), result.exit_status, result.seconds))
+        return results
 
     def run_detached(
         self,
