@@ -31,7 +31,7 @@ def test_an_app_that_cannot_import_is_migrated_standalone(
     (migrate,) = events(journal, "phase_finished", phase="migrate")
     assert migrate["status"] == "ok" and "standalone mode" in migrate["summary"]
     mode = migrate["facts"]["mode"]
-    assert mode.startswith("standalone (auto: the app cannot be imported") and "1054" in mode
+    assert mode.startswith("standalone (auto: the app does not import") and "1054" in mode
     assert http_status(info.app_url) == 200  # the user list answers again
 
 

@@ -3,6 +3,7 @@ classification and the migrate phase's decisions against a scripted fake session
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -33,6 +34,9 @@ from todobox_deploy.core.streams import OutputSink, Stream
 from todobox_deploy.engine import migrate_runner as runner
 from todobox_deploy.engine.flask_cli import flask_command
 from todobox_deploy.engine.migrate_runner import (
+    APP_MODE_LINE,
+    IMPORT_FAILED,
+    STANDALONE_LINE,
     cap_lock_wait,
     checked_steps,
     classify_probe,
@@ -74,8 +78,13 @@ def _argv(script: str) -> list[str]:
 
 
 def _standalone_spec(script: str) -> dict[str, Any]:
-    spec: dict[str, Any] = json.loads(_argv(script)[-1])
-    return spec
+    """The standalone runner's settings: the JSON word that names the database (last in its argv)."""
+    for word in reversed(_argv(script.replace(";", " ; "))):
+        with contextlib.suppress(ValueError):
+            spec = json.loads(word)
+            if isinstance(spec, dict) and "database" in spec:
+                return spec
+    raise AssertionError("no standalone runner in the script")
 
 
 # -- the command text ---------------------------------------------------------------------------------
@@ -558,25 +567,54 @@ def test_a_run_without_exit_code_cannot_be_verified() -> None:
     assert call.context.migration_run == f"migrate-{'b' * 12}-{BUG}"
 
 
-def test_auto_mode_falls_back_to_standalone_when_the_app_cannot_import() -> None:
-    class Probed(FakeSession):
+def test_auto_mode_is_decided_on_the_host_in_the_same_run() -> None:
+    """No probe before the launch (the app is down: nothing waits on a separate import); the run itself
+    tries the app's own Flask-Migrate and falls back to the standalone runner when the import dies, and
+    the mode it used is read back from its output."""
+
+    class FellBack(FakeSession):
         def capture(self, argv: str, **_: Any) -> Result:
-            return Result(1, "", IMPORT_1054)
+            raise AssertionError("auto mode must not probe the app before the run")
+
+        def run_detached(self, run_id: str, script: str, sink: OutputSink, **kw: Any) -> int:
+            sink("stderr", [f"todobox-migrate: the app does not import (wsgi.py): {IMPORT_1054}"])
+            fallback = (
+                "todobox-migrate: the app's own Flask-Migrate cannot run: running its migration scripts"
+            )
+            sink(
+                "stdout",
+                [fallback, f"{STANDALONE_LINE} migrations in m, database d; the app is not imported"],
+            )
+            return super().run_detached(run_id, script, sink, **kw)
 
     config = dataclasses.replace(CONFIG, migration=dataclasses.replace(CONFIG.migration, mode="auto"))
-    session = Probed(FakeConnection(("absent", None, None), []), FakeDb([BUG]), config=config)
+    session = FellBack(FakeConnection(("absent", None, None), []), FakeDb([BUG]), config=config)
     plan = (("stamp", "366e5694a9ad"), ("upgrade", HEAD))
     call, seen = _call(session, dataclasses.replace(CTX, migration_plan=plan))
     outcome = migrate(call)
     assert outcome.status is PhaseStatus.OK, outcome.summary
     assert call.context.migrate_mode == "standalone"
-    assert (outcome.fact("mode") or "").startswith("standalone (auto: the app cannot be imported")
+    assert (outcome.fact("mode") or "").startswith("standalone (auto: the app does not import (wsgi.py): ")
+    assert "Unknown column" in (outcome.fact("mode") or "")
     assert (
         outcome.summary
         == f"migrated: alembic_version is {HEAD} (standalone mode, stamp 366e5694a9ad, upgrade {HEAD})"
     )
     _, script, stdin = session.launched[0]
-    assert stdin == PASSWORD.encode() + b"\n" and PASSWORD not in script
+    assert stdin == PASSWORD.encode() + b"\n" and PASSWORD not in script  # for the fallback, on stdin only
     assert _standalone_spec(script)["steps"] == [["stamp", "366e5694a9ad"], ["upgrade", HEAD]]
-    text = "\n".join(line for _, line in seen)
-    assert "running the app's migration scripts standalone instead" in text
+    assert f"if [ $rc -eq {IMPORT_FAILED} ]" in script  # only a failed import falls back, never a failed step
+
+
+def test_auto_mode_that_imported_the_app_says_app_mode() -> None:
+    class Imported(FakeSession):
+        def run_detached(self, run_id: str, script: str, sink: OutputSink, **kw: Any) -> int:
+            sink("stdout", [f"{APP_MODE_LINE} wsgi.py imported once; its own Flask-Migrate runs the steps"])
+            return super().run_detached(run_id, script, sink, **kw)
+
+    config = dataclasses.replace(CONFIG, migration=dataclasses.replace(CONFIG.migration, mode="auto"))
+    session = Imported(FakeConnection(("absent", None, None), []), FakeDb([BUG]), config=config)
+    call, _ = _call(session, CTX)
+    outcome = migrate(call)
+    assert outcome.status is PhaseStatus.OK and call.context.migrate_mode == "app"
+    assert outcome.fact("mode") == "app (auto: the app imported)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 Stream = Literal["stdout", "stderr", "info", "error"]
 
@@ -19,3 +19,16 @@ class Unterminated(str):
     (the transcript) marks it rather than add a newline that was not there."""
 
     __slots__ = ()
+
+
+class CommandOutput(Protocol):
+    """What a host command returned: a CommandResult, or one step of a batch."""
+
+    @property
+    def exit_status(self) -> int: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...

@@ -40,11 +40,9 @@ def app_python(app: AppConfig) -> str:
     return app.python
 
 
-def flask_argv(app: AppConfig, args: Sequence[str], *, prelude: str = "") -> list[str]:
-    """The argv that runs ``flask ARGS`` with the app's env file loaded (run it in the app's directory).
-
-    ``prelude`` is Python run in the same interpreter just before Flask's CLI (and so before the app is
-    imported): e.g. a guard on every database session the migration opens."""
+def app_program_argv(app: AppConfig, program: str, args: Sequence[str]) -> list[str]:
+    """The argv that runs Python ``program`` in the app's interpreter with the app's env file loaded and
+    ``FLASK_APP`` set (run it in the app's directory); ``sys.argv[1:]`` is ``args``."""
     for arg in args:
         if "\n" in arg or "\x00" in arg:
             raise ValueError(f"flask argument must not contain a newline or NUL: {arg!r}")
@@ -53,12 +51,20 @@ def flask_argv(app: AppConfig, args: Sequence[str], *, prelude: str = "") -> lis
         "PYTHONUNBUFFERED=1",
         app_python(app),
         "-c",
-        _BOOTSTRAP + prelude + _MAIN,
+        _BOOTSTRAP + program,
         app.env_file or "",
         app.flask_app or "",
         "--",
         *args,
     ]
+
+
+def flask_argv(app: AppConfig, args: Sequence[str], *, prelude: str = "") -> list[str]:
+    """The argv that runs ``flask ARGS`` with the app's env file loaded (run it in the app's directory).
+
+    ``prelude`` is Python run in the same interpreter just before Flask's CLI (and so before the app is
+    imported): e.g. a guard on every database session the migration opens."""
+    return app_program_argv(app, prelude + _MAIN, args)
 
 
 def flask_command(app: AppConfig, args: Sequence[str], *, prelude: str = "") -> str:

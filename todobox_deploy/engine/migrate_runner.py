@@ -23,14 +23,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from todobox_deploy.config import DeployConfig
-from todobox_deploy.engine.flask_cli import app_python, flask_argv
+from todobox_deploy.engine.flask_cli import app_program_argv, app_python, flask_argv
 from todobox_deploy.remote.errors import CommandTimedOut, RemoteError
 
 if TYPE_CHECKING:
     from todobox_deploy.engine.session import DeploySession
 
 MigrationStep = tuple[str, str]  # ("upgrade"|"stamp"|"downgrade"|"current", revision or "")
-RunnerMode = Literal["app", "standalone"]
+RunnerMode = Literal["app", "standalone", "auto"]
 STEP_COMMANDS = ("upgrade", "stamp", "downgrade", "current")
 PROBE_TIMEOUT = 60.0
 FAILED_MARK = "todobox-migrate: FAILED:"
@@ -89,6 +89,50 @@ def install_lock_wait_guard(limit):
     event.listen(Engine, "before_cursor_execute", before_execute, retval=True)
 '''
 
+# Shared by the programs below: the steps, run through Flask-Migrate's own functions (what `flask db`
+# calls), and one wrapper that turns any failure into a FAILED line with the exit status kept.
+_STEPS = """
+IMPORT_FAILED = 86  # the app-mode runner's exit status when the app could not even be imported
+
+
+def say(text):
+    print("todobox-migrate: " + text, flush=True)
+
+
+def run_steps(flask_migrate, steps, directory):
+    where = {"directory": directory} if directory else {}
+    for command, revision in steps:
+        say("%s %s" % (command, revision or ""))
+        if command == "upgrade":
+            flask_migrate.upgrade(revision=revision or "head", **where)
+        elif command == "stamp":
+            flask_migrate.stamp(revision=revision, **where)
+        elif command == "downgrade":
+            flask_migrate.downgrade(revision=revision, **where)
+        elif command == "current":
+            flask_migrate.current(**where)
+        else:
+            raise RuntimeError("unknown step %r" % command)
+    say("done")
+
+
+def guarded(main):
+    try:
+        code = main()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            print("%s Flask-Migrate exited with status %s" % (FAILED_MARK, exc.code),
+                  file=sys.stderr, flush=True)
+        raise
+    except BaseException as exc:
+        lines = (str(exc) or type(exc).__name__).splitlines() or [""]
+        print("%s %s: %s" % (FAILED_MARK, type(exc).__name__, lines[0]), file=sys.stderr, flush=True)
+        for line in lines[1:]:
+            print("    " + line, file=sys.stderr, flush=True)
+        sys.exit(1)
+    sys.exit(code or 0)
+""".replace("FAILED_MARK", repr(FAILED_MARK))
+
 # Standalone: never imports the app. argv[1] = JSON settings (nothing secret); stdin line 1 = password.
 _STANDALONE_PROGRAM = (
     "from __future__ import annotations\nimport importlib, json, os, re, sys\n"
@@ -96,13 +140,10 @@ _STANDALONE_PROGRAM = (
     "sys.path[:] = [p for p in sys.path if p not in ('', '.', os.getcwd())]\n"
     + inspect.getsource(cap_lock_wait)
     + _GUARD
+    + _STEPS
     + """
 DRIVERS = (("pymysql", "mysql+pymysql"), ("MySQLdb", "mysql+mysqldb"),
            ("mysql.connector", "mysql+mysqlconnector"))
-
-
-def say(text):
-    print("todobox-migrate: " + text, flush=True)
 
 
 def driver():
@@ -142,35 +183,61 @@ def main():
     say("standalone: migrations in %s, database %s on %s:%s as %s (driver %s); the app is not imported"
         % (directory, spec["database"], spec["host"], spec["port"], spec["user"], name))
     with app.app_context():
-        for command, revision in spec["steps"]:
-            say("%s %s" % (command, revision or ""))
-            if command == "upgrade":
-                flask_migrate.upgrade(directory=directory, revision=revision or "head")
-            elif command == "stamp":
-                flask_migrate.stamp(directory=directory, revision=revision)
-            elif command == "downgrade":
-                flask_migrate.downgrade(directory=directory, revision=revision)
-            elif command == "current":
-                flask_migrate.current(directory=directory)
-            else:
-                raise RuntimeError("unknown step %r" % command)
-    say("done")
+        run_steps(flask_migrate, spec["steps"], directory)
 
 
-try:
-    main()
-except SystemExit as exc:
-    if exc.code not in (0, None):
-        print("%s Flask-Migrate exited with status %s" % (FAILED_MARK, exc.code), file=sys.stderr, flush=True)
-    raise
-except BaseException as exc:
-    lines = (str(exc) or type(exc).__name__).splitlines() or [""]
-    print("%s %s: %s" % (FAILED_MARK, type(exc).__name__, lines[0]), file=sys.stderr, flush=True)
-    for line in lines[1:]:
-        print("    " + line, file=sys.stderr, flush=True)
-    sys.exit(1)
-""".replace("FAILED_MARK", repr(FAILED_MARK))
+guarded(main)
+"""
 )
+
+# App mode in one process (after flask_cli's bootstrap has loaded the env file): the app is imported once,
+# as `flask` would (FLASK_APP, then .env/.flaskenv), and its own Flask-Migrate runs every step; an import
+# that fails exits IMPORT_FAILED before any step ran, so the caller may run the standalone program instead.
+_APP_PROGRAM = (
+    "import json, traceback\n"
+    + inspect.getsource(cap_lock_wait)
+    + _GUARD
+    + _STEPS
+    + """
+
+def load_app():
+    from flask.cli import ScriptInfo
+    try:
+        from flask.cli import load_dotenv
+        load_dotenv()
+    except Exception:
+        pass
+    app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP") or None).load_app()
+    if "migrate" not in app.extensions:
+        raise RuntimeError("the app has no Flask-Migrate (app.extensions has no 'migrate')")
+    return app
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    install_lock_wait_guard(spec["lock_wait_timeout"])
+    try:
+        app = load_app()
+        import flask_migrate
+    except BaseException as exc:
+        why = " ".join(line.strip() for line in traceback.format_exception_only(type(exc), exc))
+        what = os.environ.get("FLASK_APP") or "FLASK_APP unset"
+        print("todobox-migrate: the app does not import (%s): %s" % (what, why[:800]),
+              file=sys.stderr, flush=True)
+        return IMPORT_FAILED
+    what = os.environ.get("FLASK_APP") or "the app"
+    say("app mode: %s imported once; its own Flask-Migrate runs the steps" % what)
+    with app.app_context():
+        run_steps(flask_migrate, spec["steps"], spec.get("directory"))
+
+
+guarded(main)
+"""
+)
+IMPORT_FAILED = 86
+APP_MODE_LINE = "todobox-migrate: app mode:"
+IMPORT_FAILED_LINE = "todobox-migrate: the app does not import"
+STANDALONE_LINE = "todobox-migrate: standalone:"
 
 
 def checked_steps(steps: Sequence[MigrationStep]) -> list[MigrationStep]:
@@ -232,7 +299,7 @@ def migration_script(
                 args.append(revision)
             commands.append(shlex.join(flask_argv(app, args, prelude=guard)))
         return " && ".join([cd, *commands])
-    if mode != "standalone":
+    if mode not in ("standalone", "auto"):
         raise ValueError(f"unknown migration mode {mode!r}")
     db = config.database
     spec = {
@@ -245,11 +312,27 @@ def migration_script(
         "steps": [list(step) for step in todo],
     }
     argv = ["env", "PYTHONUNBUFFERED=1", app_python(app), "-u", "-c", _STANDALONE_PROGRAM, json.dumps(spec)]
-    return f"{cd} && exec {shlex.join(argv)}"
+    if mode == "standalone":
+        return f"{cd} && exec {shlex.join(argv)}"
+    if database_name is not None and database_name != config.database.name:
+        raise ValueError("a database_name override needs standalone mode: the app reads its own URL")
+    in_app = {"steps": spec["steps"], "lock_wait_timeout": limit}
+    if migrations_dir:
+        in_app["directory"] = spec["directory"]
+    app_mode = shlex.join(app_program_argv(app, _APP_PROGRAM, [json.dumps(in_app)]))
+    fallback = shlex.quote(
+        "todobox-migrate: the app's own Flask-Migrate cannot run: running the app's migration scripts "
+        "standalone instead (the app is not imported)"
+    )
+    return (
+        f"{cd} && {{ {app_mode}; rc=$?; if [ $rc -eq {IMPORT_FAILED} ]; then echo {fallback}; "
+        f"exec {shlex.join(argv)}; fi; exit $rc; }}"
+    )
 
 
 def migration_stdin(mode: RunnerMode, password: str) -> bytes | None:
-    """What the command built by :func:`migration_script` reads on stdin: the password line (standalone)."""
+    """What the command built by :func:`migration_script` reads on stdin: the password line (standalone;
+    auto, for its fallback: the app-mode runner leaves stdin unread)."""
     if mode == "app":
         return None
     if "\n" in password or "\r" in password:

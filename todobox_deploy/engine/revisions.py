@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import posixpath
 
+from todobox_deploy.config import AppConfig
+from todobox_deploy.core.streams import CommandOutput
 from todobox_deploy.engine.alembic_graph import RevisionGraph
 from todobox_deploy.engine.flask_cli import app_command, app_python
 from todobox_deploy.engine.session import DeploySession
@@ -64,18 +66,27 @@ print(json.dumps(files))
 """
 
 
+def work_tree_read(app: AppConfig, migrations_dir: str) -> tuple[str, str]:
+    """``(display, command)`` that prints the work tree's ``<migrations_dir>/versions/*.py`` as JSON."""
+    versions = posixpath.join(migrations_dir, "versions")
+    return f"read {versions}/*.py", app_command(app, [app_python(app), "-c", _READ_DIR, versions])
+
+
+def graph_from_read(app: AppConfig, migrations_dir: str, res: CommandOutput) -> RevisionGraph:
+    """The graph from :func:`work_tree_read`'s result; FileNotFoundError when the directory is missing."""
+    versions = posixpath.join(migrations_dir, "versions")
+    if res.exit_status != 0:
+        raise FileNotFoundError(f"cannot read {versions} in {app.path}: {res.stderr.strip()}")
+    return RevisionGraph.from_files(json.loads(res.stdout))
+
+
 def graph_in_work_tree(session: DeploySession, migrations_dir: str) -> tuple[RevisionGraph, str]:
     """The revision graph of the files Alembic will read: ``<migrations_dir>/versions`` in the work tree,
     untracked files included. Raises FileNotFoundError when the directory is missing."""
     app = session.config.app
-    versions = posixpath.join(migrations_dir, "versions")
-    res = session.capture(
-        app_command(app, [app_python(app), "-c", _READ_DIR, versions]), display=f"read {versions}/*.py"
-    )
-    if res.exit_status != 0:
-        raise FileNotFoundError(f"cannot read {versions} in {app.path}: {res.stderr.strip()}")
-    files = json.loads(res.stdout)
-    return RevisionGraph.from_files(files), versions
+    display, command = work_tree_read(app, migrations_dir)
+    res = session.capture(command, display=display)
+    return graph_from_read(app, migrations_dir, res), posixpath.join(migrations_dir, "versions")
 
 
 def history_lines(graph: RevisionGraph) -> list[str]:

@@ -7,6 +7,7 @@ nothing needs curl there and nothing is opened on the operator's machine.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from typing import Literal
 
 from todobox_deploy.config import AppConfig
@@ -28,6 +29,68 @@ except Exception as exc:
     down = isinstance(why, (ConnectionRefusedError, ConnectionResetError, socket.timeout, TimeoutError))
     print("down" if down else "error", type(why).__name__, why)
 """
+
+
+# Polls a URL until it answers 200, the deadline passes, or the start command (its exit status lands in
+# argv[3]) failed; prints each change of answer, then a last line "MARK <answer as _PROBE prints it>".
+_WAIT_HEALTHY = """\
+import os, socket, sys, time, urllib.error, urllib.request
+url, limit, rc_file, mark = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+began, last = time.monotonic(), None
+
+def once():
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return str(resp.status)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except Exception as exc:
+        why = getattr(exc, "reason", exc)
+        down = isinstance(why, (ConnectionRefusedError, ConnectionResetError, socket.timeout, TimeoutError))
+        return "%s %s %s" % ("down" if down else "error", type(why).__name__, why)
+
+def start_failed():
+    try:
+        with open(rc_file) as fh:
+            return fh.read().strip() not in ("", "0")
+    except OSError:
+        return False
+
+while True:
+    answer = once()
+    if answer != last:
+        print("GET %s: %s (%.2f s after the start)" % (url, answer, time.monotonic() - began), flush=True)
+        last = answer
+    if answer == "200" or answer.startswith("error") or start_failed() or time.monotonic() - began > limit:
+        break
+    time.sleep(0.05)
+print(mark, answer, flush=True)
+"""
+
+
+def start_and_wait_script(
+    app: AppConfig, action: Action, url: str | None, timeout: float, logs: Sequence[str], mark: str
+) -> str:
+    """Shell text that records each log's size, runs the start (or restart) command and, at the same
+    time, polls ``url`` from the host until it answers 200, so the first healthy answer is seen the moment
+    it happens rather than after the process manager's own settle time (supervisord's ``startsecs``).
+
+    Prints, besides the command's output and the poll's changes of answer: ``<mark>-size N PATH`` per log
+    before the start, ``<mark>-health ANSWER`` once the poll ends, ``<mark>-rc N`` for the command."""
+    argv = service_command(app, action)
+    if argv is None:
+        raise ValueError(f"no {action} command is configured")
+    lines = ["t=$(mktemp -d) || exit 70", "trap 'rm -rf -- \"$t\"' EXIT"]
+    for log in logs:
+        q = shlex.quote(log)
+        lines.append(f'printf "%s %s %s\\n" {mark}-size "$(stat -c %s -- {q} 2>/dev/null || echo 0)" {q}')
+    lines.append(f'( {shlex.join(argv)}; echo $? > "$t/rc" ) < /dev/null &')
+    if url:
+        poll = shlex.join([app_python(app), "-c", _WAIT_HEALTHY, url, f"{timeout:g}"])
+        lines.append(f'{poll} "$t/rc" {mark}-health')
+    lines.append("wait")
+    lines.append(f'echo {mark}-rc "$(cat -- "$t/rc" 2>/dev/null || echo none)"')
+    return "\n".join(lines) + "\n"
 
 
 def service_command(app: AppConfig, action: Action) -> list[str] | None:

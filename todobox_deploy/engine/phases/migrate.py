@@ -22,6 +22,9 @@ from todobox_deploy.core.streams import OutputSink, Stream
 from todobox_deploy.db.schema import query as db_query
 from todobox_deploy.db.schema import quote_ident
 from todobox_deploy.engine.migrate_runner import (
+    APP_MODE_LINE,
+    IMPORT_FAILED_LINE,
+    STANDALONE_LINE,
     MigrationStep,
     RunnerMode,
     checked_steps,
@@ -29,7 +32,6 @@ from todobox_deploy.engine.migrate_runner import (
     last_error_line,
     migration_script,
     migration_stdin,
-    probe_app_import,
 )
 from todobox_deploy.engine.phases.spec import PhaseCall
 from todobox_deploy.remote.errors import CommandCancelled, LinkLost, RemoteError, RunLocked, RunStateUnknown
@@ -317,20 +319,27 @@ def _decide_mode(call: PhaseCall) -> tuple[RunnerMode, str]:
     wanted = call.config.migration.mode
     if wanted in ("app", "standalone"):
         return wanted, "set by [migration] mode"
-    call.sink("info", ["$ flask db current   (does the app import? [migration] mode = auto)"])
-    ok, detail = probe_app_import(call.session)
-    if ok:
-        call.sink("info", [f"the app imports: flask db current answered {detail.splitlines()[0]}; app mode"])
-        return "app", f"auto: the app imports (flask db current answered {detail.splitlines()[0]})"
-    call.sink(
-        "stderr",
-        [
-            f"the app's own flask db cannot run: {detail}",
-            "running the app's migration scripts standalone instead: a bare Flask-Migrate on the same "
-            "database that never imports the app",
-        ],
+    return "auto", (
+        "[migration] mode = auto: the app's own Flask-Migrate when the app imports, else the standalone "
+        "runner; decided on the host in the same run, so the app is imported once and nothing waits on a "
+        "separate probe while the app is down"
     )
-    return "standalone", f"auto: {detail}; the app is not imported"
+
+
+_RUNNERS: dict[str, RunnerMode] = {"app": "app", "standalone": "standalone", "auto": "auto"}
+
+
+def ran_as(lines: Sequence[str]) -> tuple[str, str] | None:
+    """Which runner an ``auto`` run used, from its output: ("app" | "standalone", why), or None."""
+    why = "the app imported"
+    for line in lines:
+        if line.startswith(IMPORT_FAILED_LINE):
+            why = "the app does not import" + line[len(IMPORT_FAILED_LINE) :]
+        elif line.startswith(APP_MODE_LINE):
+            return "app", why
+        elif line.startswith(STANDALONE_LINE):
+            return "standalone", why
+    return None
 
 
 def _run(
@@ -339,7 +348,7 @@ def _run(
     """Launch, re-attach to or re-read the run; the host's exit code (None when it has none)."""
     session = call.session
     if state == "absent":
-        runner: RunnerMode = "standalone" if mode == "standalone" else "app"
+        runner = _RUNNERS.get(mode, "auto")
         sink("info", [f"$ migrate ({mode}): {describe_steps(steps)}   [detached run {run_id}]"])
         return session.run_detached(
             run_id,
@@ -464,6 +473,10 @@ def migrate(call: PhaseCall) -> PhaseOutcome:
             watch.holders_seen,
             watch.confirmed,
         )
+    if mode == "auto" and (used := ran_as(tail)):
+        mode = used[0]
+        call.establish(migrate_mode=mode)
+        facts[0] = ("mode", f"{mode} (auto: {used[1]})")
     if status is PhaseStatus.OK:
         summary += f" ({mode} mode, {describe_steps(steps)})"
     if state == "finished":

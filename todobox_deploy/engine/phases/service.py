@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import threading
-import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from todobox_deploy.core.outcome import Fact, PhaseOutcome, PhaseStatus, assumed, cannot_verify, observed
-from todobox_deploy.core.streams import OutputSink
+from todobox_deploy.core.streams import CommandOutput, OutputSink, Stream
 from todobox_deploy.engine.flask_cli import NOT_FOUND, app_python, not_found_hint
 from todobox_deploy.engine.phases.spec import PhaseCall
 from todobox_deploy.engine.service import (
@@ -18,8 +20,12 @@ from todobox_deploy.engine.service import (
     probe_says_down,
     service_command,
     service_not_found,
+    start_and_wait_script,
 )
 from todobox_deploy.engine.session import DeploySession
+
+if TYPE_CHECKING:
+    from todobox_deploy.remote.batch import StepResult
 
 START_TIMEOUT = 30.0
 
@@ -36,11 +42,17 @@ def probe_url(session: DeploySession, url: str, sink: OutputSink) -> int | None:
 def probe(session: DeploySession, url: str, sink: OutputSink) -> tuple[int | None, bool, str]:
     """(status, definitely down, what the probe said): down is a refused or timed-out connection on a
     well-formed URL; a probe that errs otherwise proves nothing (fails closed)."""
-    app = session.config.app
-    result = session.capture(probe_command(app, url), display=f"GET {url}")
+    result = session.capture(probe_command(session.config.app, url), display=f"GET {url}")
+    return read_probe(session, url, result, sink)
+
+
+def read_probe(
+    session: DeploySession, url: str, result: CommandOutput, sink: OutputSink
+) -> tuple[int | None, bool, str]:
+    """What a probe of ``url`` returned, as :func:`probe` reports it (the answer shown in the log)."""
     answer = result.stdout.strip() or result.stderr.strip() or f"no answer (exit {result.exit_status})"
     if result.exit_status == NOT_FOUND and not result.stdout.strip():
-        answer = not_found_hint(app_python(app), "[app] python")
+        answer = not_found_hint(app_python(session.config.app), "[app] python")
     sink("info", [f"GET {url} (from the host): {answer}"])
     return parse_probe(result.stdout), probe_says_down(result.stdout), answer
 
@@ -97,12 +109,21 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
         )
     facts: list[Fact] = [observed("stopped at", stopped_at, "the clock after the stop command")]
     facts.append(_command_fact(session, "stop", rc, decisive=not app.health_url))
-    status_rc = _control(session, "status", sink, cancel) if service_command(app, "status") else None
-    if status_rc is not None:
-        facts.append(_command_fact(session, "status", status_rc))
+    # the process manager's state and the health probe: one round trip, the app is down now
+    status_argv = service_command(app, "status")
+    steps: list[tuple[str, Sequence[str] | str]] = []
+    if status_argv:
+        steps.append((shlex.join(status_argv), status_argv))
+    if app.health_url:
+        steps.append((f"GET {app.health_url}", probe_command(app, app.health_url)))
+    results = session.capture_steps(steps, stop_on_failure=False) if steps else []
+    if status_argv:
+        sink("info", [f"$ {' '.join(status_argv)}"])
+        _show(sink, results[0])
+        facts.append(_command_fact(session, "status", results[0].exit_status))
     if app.health_url:
         source = f"GET {app.health_url} from the host"
-        status, down, answer = probe(session, app.health_url, sink)
+        status, down, answer = read_probe(session, app.health_url, results[-1], sink)
         if status is not None:
             facts.append(
                 observed("health", f"{status} (observed: the app still answers)", source, decisive=True)
@@ -125,23 +146,61 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
     return PhaseOutcome.of(PhaseStatus.OK, f"{app.service_name} stopped at {stopped_at}", facts)
 
 
-def _log_sizes(session: DeploySession, logs: tuple[str, ...]) -> dict[str, int]:
-    """Each log file's size now (0 when absent), so that only what the new start writes is shown."""
-    sizes: dict[str, int] = {}
-    for log in logs:
-        res = session.capture(["stat", "-c", "%s", "--", log], display=f"stat {log}")
-        text = res.stdout.strip()
-        sizes[log] = int(text) if res.exit_status == 0 and text.isdigit() else 0
-    return sizes
-
-
 def _log_since(
-    session: DeploySession, sizes: dict[str, int], sink: OutputSink, cancel: threading.Event
-) -> None:
+    session: DeploySession,
+    sizes: dict[str, int],
+    sink: OutputSink,
+    extra: Sequence[tuple[str, Sequence[str] | str]] = (),
+) -> list[StepResult]:
+    """``extra`` steps, then each log's lines written since the start, in one round trip; the extra
+    steps' results are returned (the log lines go to the sink)."""
+    steps: list[tuple[str, Sequence[str] | str]] = list(extra)
     for log, offset in sizes.items():
+        steps.append(
+            (f"tail {log} since the start", f"tail -c +{offset + 1} -- {shlex.quote(log)} | tail -n 40")
+        )
+    if not steps:
+        return []
+    results = session.capture_steps(steps, stop_on_failure=False)
+    for (log, _), result in zip(sizes.items(), results[len(extra) :], strict=False):
         sink("info", [f"$ {log}: the lines written since this start (last 40)"])
-        script = f"tail -c +{offset + 1} -- {shlex.quote(log)} | tail -n 40"
-        session.run(script, sink, cancel=cancel, display=f"tail {log} since the start")
+        _show(sink, result)
+    return results[: len(extra)]
+
+
+def _show(sink: OutputSink, result: StepResult) -> None:
+    if result.stdout:
+        sink("stdout", result.stdout.splitlines())
+    if result.stderr:
+        sink("stderr", result.stderr.splitlines())
+
+
+class _StartWatch:
+    """The output of the start script: passes the command's lines on, keeps the marked ones, and notes the
+    operator's clock the moment the health poll reports its end (that is when the app answered)."""
+
+    def __init__(self, sink: OutputSink) -> None:
+        self.sink, self.mark = sink, f"__todobox_{secrets.token_hex(6)}"
+        self.sizes: dict[str, int] = {}
+        self.health: str | None = None
+        self.health_at: str | None = None
+        self.rc: int | None = None
+
+    def __call__(self, stream: Stream, lines: list[str]) -> None:
+        shown = []
+        for line in lines:
+            tag, _, rest = line.partition(" ")
+            if stream == "stdout" and tag == f"{self.mark}-size":
+                size, _, log = rest.partition(" ")
+                self.sizes[log] = int(size) if size.isdigit() else 0
+            elif stream == "stdout" and tag == f"{self.mark}-health":
+                self.health, self.health_at = rest, utc_now()
+            elif stream == "stdout" and tag == f"{self.mark}-rc":
+                self.rc = int(rest) if rest.lstrip("-").isdigit() else None
+            else:
+                shown.append(line)
+        if shown:
+            self.sink(stream, shown)
 
 
 def _downtime(ctx_down: str | None, up: str) -> str | None:
@@ -152,64 +211,86 @@ def _downtime(ctx_down: str | None, up: str) -> str | None:
 
 
 def start_app(call: PhaseCall) -> PhaseOutcome:
-    """Start the service, wait for the health URL, then exercise the check URL and show the new log lines.
+    """Start the service while the host polls the health URL, then exercise the check URL and show the new
+    log lines.
 
     The decisive fact is the health URL answering 200 (without a health URL: the start command's exit
-    status). When the new code does not come up, the evidence is the process manager's state and what
-    the start wrote to the logs, and the summary says how to roll back."""
+    status); the downtime ends at that first healthy answer. When the new code does not come up, the
+    evidence is the process manager's state and what the start wrote to the logs, and the summary says
+    how to roll back."""
     session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
-    sizes = _log_sizes(session, app.log_files)
     online = bool(call.context.online_migration)
     if online:  # the old code served through the migration: the downtime is this restart
         call.establish(app_down_at=utc_now(), app_up_at=None)
     action: Action = "restart" if online else "start"
-    rc = _control(session, action, sink, cancel)
+    argv = service_command(app, action)
+    if argv is None:
+        return PhaseOutcome.of(
+            PhaseStatus.FAILED, f"no {action} command is configured for {app.service_name}", []
+        )
+    watch = _StartWatch(sink)
+    sink(
+        "info",
+        [f"$ {' '.join(argv)}"]
+        + ([f"(the host polls {app.health_url} meanwhile)"] if app.health_url else []),
+    )
+    script = start_and_wait_script(app, action, app.health_url, START_TIMEOUT, app.log_files, watch.mark)
+    run_rc = session.run(
+        script, watch, cancel=cancel, display=f"{' '.join(argv)} (the host polls the health URL)"
+    )
+    rc = watch.rc if watch.rc is not None else (run_rc or -1)
     facts: list[Fact] = [observed("started at", utc_now(), "the clock after the start")]
     if online:
         facts.append(
             assumed("start", "restart into the new code (online migration)", "the operator's choice")
         )
     facts.append(_command_fact(session, action, rc, decisive=not app.health_url))
+    sizes = {log: watch.sizes.get(log, 0) for log in app.log_files}
     rollback = f"todobox-deploy rollback --config {session.config.source}" if session.config.source else ""
+    status_step = (
+        [(shlex.join(argv_s), shlex.join(argv_s))] if (argv_s := service_command(app, "status")) else []
+    )
+
+    def diagnose() -> None:
+        for result in _log_since(session, sizes, sink, status_step):
+            sink("info", [f"$ {' '.join(argv_s or [])}"])
+            _show(sink, result)
+
+    if cancel.is_set():
+        return PhaseOutcome.of(PhaseStatus.CANCELLED, "cancelled while starting the app", facts)
     if rc != 0:
-        _control(session, "status", sink, cancel)
-        _log_since(session, sizes, sink, cancel)
+        hint = service_not_found(app, action, rc)
+        if hint:
+            sink("error", [hint])
+        diagnose()
         return PhaseOutcome.of(
             PhaseStatus.FAILED,
             f"{_command_failed(session, action, rc)}; see the process manager's state and the new log lines "
             "above" + (f"; to roll back: {rollback}" if rollback else ""),
             facts,
         )
-    status: int | None = None
     if app.health_url:
-        source = f"GET {app.health_url} from the host"
-        deadline = time.monotonic() + START_TIMEOUT
-        answer = ""
-        while not cancel.is_set():
-            status, _, answer = probe(session, app.health_url, sink)
-            if status == 200 or time.monotonic() > deadline:
-                break
-            cancel.wait(0.5)
+        source = f"GET {app.health_url} from the host (polled during the start)"
+        answer = watch.health or ""
+        status = parse_probe(answer)
         if status is not None:
             facts.append(observed("health", str(status), source, decisive=True))
         elif probe_says_down(answer):
             facts.append(observed("health", "down", source, decisive=True))
         else:
             facts.append(
-                cannot_verify("health", f"cannot verify: {answer or 'no probe ran'}", source, decisive=True)
+                cannot_verify(
+                    "health", f"cannot verify: {answer or 'no answer from the poll'}", source, decisive=True
+                )
             )
-        if cancel.is_set():
-            return PhaseOutcome.of(PhaseStatus.CANCELLED, "cancelled while waiting for the app", facts)
-        if status == 200:
-            up = utc_now()
-            call.establish(app_up_at=up)
-            downtime = _downtime(call.context.app_down_at, up)
+        if status == 200 and watch.health_at:
+            call.establish(app_up_at=watch.health_at)
+            downtime = _downtime(call.context.app_down_at, watch.health_at)
             if downtime:
                 facts.append(observed("downtime", downtime, "the stop and the first healthy answer"))
         else:
-            _control(session, "status", sink, cancel)
-            _log_since(session, sizes, sink, cancel)
+            diagnose()
             last = status or "down"
             return PhaseOutcome.of(
                 PhaseStatus.FAILED,
@@ -219,14 +300,15 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
                 facts,
             )
     check: int | None = None
+    checks = [(f"GET {app.check_url}", probe_command(app, app.check_url))] if app.check_url else []
+    results = _log_since(session, sizes, sink, checks)
     if app.check_url:
-        check, check_down, check_answer = probe(session, app.check_url, sink)
+        check, check_down, answer = read_probe(session, app.check_url, results[0], sink)
         source = f"GET {app.check_url} from the host"
         if check is not None or check_down:
             facts.append(observed("check", str(check) if check is not None else "down", source))
         else:
-            facts.append(cannot_verify("check", f"cannot verify: {check_answer}", source))
-    _log_since(session, sizes, sink, cancel)
+            facts.append(cannot_verify("check", f"cannot verify: {answer}", source))
     if app.check_url and check != 200:
         return PhaseOutcome.of(
             PhaseStatus.WARNING,

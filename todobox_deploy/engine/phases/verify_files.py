@@ -11,36 +11,38 @@ import posixpath
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flask_cli import app_command
 from todobox_deploy.engine.phases.spec import PhaseCall
-from todobox_deploy.engine.revisions import graph_in_work_tree, history_lines
+from todobox_deploy.engine.revisions import graph_from_read, history_lines, work_tree_read
 
 
 def verify_files(call: PhaseCall) -> PhaseOutcome:
-    """List migrations/versions, check the expected file, and read the graph's heads (read-only)."""
-    session, sink, cancel = call.session, call.sink, call.cancel
+    """List migrations/versions, check the expected file, and read the graph's heads (read-only), in one
+    round trip: this step runs while the app is down."""
+    session, sink = call.session, call.sink
     app, mig = session.config.app, session.config.migration
     versions = posixpath.join(mig.migrations_dir, "versions")
+    steps = [(f"ls -la {versions}", app_command(app, ["ls", "-la", "--", versions]))]
+    if mig.migration_file:
+        steps.append((f"test -f {mig.migration_file}", app_command(app, ["test", "-f", mig.migration_file])))
+    steps.append(work_tree_read(app, mig.migrations_dir))
+    results = session.capture_steps(steps, stop_on_failure=False)
+    listing, read = results[0], results[-1]
     sink("info", [f"$ cd {app.path} && ls -la {versions}/"])
-    listing_rc = session.run(
-        app_command(app, ["ls", "-la", "--", versions]), sink, cancel=cancel, display=f"ls -la {versions}"
-    )
+    sink("stdout", listing.stdout.splitlines())
+    if listing.stderr:
+        sink("stderr", listing.stderr.splitlines())
     problems: list[str] = []
-    if listing_rc != 0:
-        problems.append(f"cannot list {versions} in {app.path} (exit {listing_rc})")
+    if listing.exit_status != 0:
+        problems.append(f"cannot list {versions} in {app.path} (exit {listing.exit_status})")
     file_present = None
     if mig.migration_file:
-        check = session.capture(
-            app_command(app, ["test", "-f", mig.migration_file]), display=f"test -f {mig.migration_file}"
-        )
-        file_present = check.exit_status == 0
+        file_present = results[1].exit_status == 0
         if not file_present:
             problems.append(f"{mig.migration_file} is missing: deploy the new code first (step 2)")
-    if cancel.is_set():
-        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled before reading the revision graph")
 
     sink("info", [f"$ the revision graph of {versions} in the work tree (the app is not imported)"])
     heads: list[str] = []
     try:
-        graph, _ = graph_in_work_tree(session, mig.migrations_dir)
+        graph = graph_from_read(app, mig.migrations_dir, read)
     except FileNotFoundError as exc:
         problems.append(str(exc))
     else:
