@@ -6,7 +6,8 @@ Pure decisions (:func:`decide`, :func:`item_states`, :func:`checksum_verdicts`, 
 * ``downgrade`` to the explicit previous revision (never ``-1``): the DB is at the new head, schema intact;
 * ``restore`` the deploy's verified backup: the DB is damaged or half-applied (a restore brings its own
   ``alembic_version`` back, so no downgrade ever follows it);
-* ``none``: the DB already is at the previous revision with a schema the previous code works with;
+* ``none``: the DB already is at the previous revision with a schema the previous code works with, or
+  it is at the head as the deploy found it before it ran (that deploy migrated nothing);
 * ``refused``: no safe action (the reason says why, e.g. damaged and no verified backup).
 """
 
@@ -241,7 +242,14 @@ def _restore(backup: BackupFacts, why: str, previous: str | None) -> DbChoice:
 
 
 def _at_head(live: Sequence[ItemState], deploy: DeployFacts, head: str, previous: str | None) -> DbChoice:
-    if not all(i.state == "present" for i in live):
+    intact = all(i.state == "present" for i in live)
+    if intact and deploy.db_revision_before == head:
+        why = (
+            f"alembic_version is the head {head}, as the deploy found it before it ran (it migrated "
+            f"nothing), and {_names(live, 'present')} intact: nothing is undone on the database"
+        )
+        return "none", None, why
+    if not intact:
         broken = _names(live, "absent", "partial", "no table")
         return _restore(
             deploy.backup,
@@ -327,6 +335,8 @@ def decide(
     """The rollback that fits what the host shows and what the deploy recorded."""
     previous, notes = previous_revision(configured_previous, deploy)
     db, target, reason = _db_action(found, deploy, expected_head, previous)
+    if db == "none" and deploy.db_revision_before == expected_head:
+        notes = ()  # no previous revision is gone back to: the deploy migrated nothing
     code, commit, code_reason = _code_action(found, deploy)
     expected = {"downgrade": target, "restore": deploy.backup.revision}.get(db, previous)
     if db == "none" and found.alembic:
