@@ -194,7 +194,10 @@ def test_the_configured_programs_run_and_a_missing_one_names_its_key() -> None:
 
 def test_stop_without_supervisorctl_on_the_path_names_the_key() -> None:
     config = dataclasses.replace(CONFIG, app=dataclasses.replace(CONFIG.app, health_url=None))
-    session = ScriptedSession({"supervisorctl stop todobox": Result(127)}, config=config)
+    # the status runs too (read-only, in the same round trip) and fails the same way
+    session = ScriptedSession(
+        {"supervisorctl stop todobox": Result(127), "status": Result(127)}, config=config
+    )
     seen: list[tuple[Stream, str]] = []
     call = PhaseCall(
         session, lambda s, ls: seen.extend((s, x) for x in ls), threading.Event(), DeployContext()

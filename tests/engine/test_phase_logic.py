@@ -101,7 +101,8 @@ def _call(
 
 
 def test_deploy_refuses_local_changes_and_moves_nothing() -> None:
-    session = ScriptedSession({"rev-parse": Result(0, "a" * 40), "git status": Result(0, " M app/models.py")})
+    # the status step exits 3 with the changes as its output (see deploy_code's batch)
+    session = ScriptedSession({"rev-parse": Result(0, "a" * 40), "git status": Result(3, " M app/models.py")})
     call, _ = _call(session)
     outcome = deploy_code(call)
     assert outcome.status is PhaseStatus.FAILED and "local changes" in outcome.summary
@@ -140,7 +141,7 @@ class Moving(ScriptedSession):
 def test_deploy_records_both_commits_for_the_context() -> None:
     script = {"git status": Result(0), "git fetch": Result(0), "merge": Result(0), "git log": Result(0)}
     script["git diff"] = Result(0, "migrations/versions/d1f2e3c4b5a6_fix.py")
-    session = Moving(script, heads=["a" * 40, "b" * 40])
+    session = Moving(script, heads=["a" * 40, "a" * 40, "b" * 40])  # checked before the fetch, then again
     call, _ = _call(session)
     outcome = deploy_code(call)
     assert outcome.status is PhaseStatus.OK

@@ -158,6 +158,7 @@ class DeploySession:
         *,
         stop_on_failure: bool = True,
         timeout: float | None = 60.0,
+        cancel: threading.Event | None = None,
     ) -> list[StepResult]:
         """Run ``(display, argv or script)`` steps in one round trip (see remote.batch); each step that ran
         is recorded with its own exit code and time on the host."""
@@ -171,6 +172,7 @@ class DeploySession:
                 secrets=self.secrets,
                 stop_on_failure=stop_on_failure,
                 timeout=timeout,
+                cancel=cancel,
             )
         except BaseException:
             self.commands.append(CommandRecord(display_of(steps[0][1], steps[0][0]), None, 0.0))

@@ -10,6 +10,7 @@ header that gives their lengths, so no output of a step can forge a frame or ble
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -90,6 +91,7 @@ def capture_steps(
     secrets: Secrets | None = None,
     stop_on_failure: bool = True,
     timeout: float | None = 60.0,
+    cancel: threading.Event | None = None,
 ) -> list[StepResult]:
     """Run ``scripts`` (an argv or shell text each) in one round trip; the steps that ran, in order.
 
@@ -102,6 +104,7 @@ def capture_steps(
         batch_script(checked, stop_on_failure=stop_on_failure),
         lambda stream, data: chunks[stream].extend(data),
         timeout=timeout,
+        cancel=cancel,
         kill_group=conn.kill_group,
         link_state=conn.link_state,
     )

@@ -6,7 +6,7 @@ started from, which is what a rollback checks out (never a relative ``HEAD~1``).
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from todobox_deploy.remote.batch import StepResult
 
 
+_DIRTY = 3  # the status step's exit status for a work tree with local changes (they are its output)
+
+
 def _show(sink: OutputSink, title: str, result: StepResult) -> None:
     """A step of a batch in the log as if it had streamed: the command, then its output."""
     sink("info", [f"$ {title}"])
@@ -27,72 +30,97 @@ def _show(sink: OutputSink, title: str, result: StepResult) -> None:
         sink("stderr", result.stderr.splitlines())
 
 
-def deploy_code(call: PhaseCall) -> PhaseOutcome:
-    """Two round trips in the downtime: the work tree's state, then the fast-forward and what it brought."""
-    session, sink, cancel = call.session, call.sink, call.cancel
-    app = session.config.app
-    upstream = f"{app.git_remote}/{app.git_branch}"
-
-    def git(*argv: str) -> tuple[str, str]:
-        return shlex.join(["git", *argv]), app_command(app, ["git", *argv])
-
-    head, status = session.capture_steps(
-        [git("rev-parse", "--verify", "HEAD"), git("status", "--porcelain", "--untracked-files=no")],
-        stop_on_failure=False,
-    )
-    before = head.stdout.strip()
+def _tree_refusal(call: PhaseCall, steps: Sequence[StepResult]) -> PhaseOutcome | None:
+    """The first two steps (HEAD, local changes): a refusal, or None with ``commit_before`` recorded."""
+    app = call.session.config.app
+    head = steps[0]
     if head.exit_status != 0:
         return PhaseOutcome(
             PhaseStatus.FAILED, f"{app.path} is not a git work tree on the host: {head.stderr.strip()}"
         )
+    before = head.stdout.strip()
     if call.context.commit_before is None:
         call.establish(commit_before=before)
-    dirty = status.stdout.rstrip()
-    if status.exit_status != 0 or dirty:
-        sink("stderr", dirty.splitlines() or [status.stderr.strip()])
-        return PhaseOutcome(
-            PhaseStatus.FAILED,
-            f"the work tree in {app.path} has local changes: commit or stash them on the host first",
-            (("commit before", before),),
-        )
+    status = steps[1]
+    if status.exit_status == 0:
+        return None
+    call.sink("stderr", status.stdout.splitlines() or status.stderr.strip().splitlines())
+    what = "has local changes: commit or stash them on the host first"
+    if status.exit_status != _DIRTY:
+        what = f"cannot be read (git status exited {status.exit_status})"
+    return PhaseOutcome(
+        PhaseStatus.FAILED, f"the work tree in {app.path} {what}", (("commit before", before),)
+    )
+
+
+def deploy_code(call: PhaseCall) -> PhaseOutcome:
+    """One round trip in the downtime: the work tree's state, the fast-forward and what it brought.
+
+    The steps stop at the first failure: a work tree that is not a repository or has local changes is
+    refused before anything moves, and nothing after a refused fast-forward runs. Without the pre-flight's
+    commit (it was done by hand), the tree is checked, then the branch fetched, then the same steps run."""
+    session, sink, cancel = call.session, call.sink, call.cancel
+    app = session.config.app
+    upstream = f"{app.git_remote}/{app.git_branch}"
+
+    def git(*argv: str) -> str:
+        return app_command(app, ["git", *argv])
+
     target = call.context.commit_target  # fetched by the pre-flight: the stop waits on no network
-    if target is None:
-        fetch = f"git fetch {app.git_remote} {app.git_branch}"
-        sink("info", [f"$ {fetch}"])
-        command = app_command(app, ["git", "fetch", "--", app.git_remote, app.git_branch])
-        if session.run(command, sink, cancel=cancel, display=fetch):
-            return PhaseOutcome(
-                PhaseStatus.FAILED, f"git fetch from {app.git_remote} failed", (("commit before", before),)
-            )
-    if cancel.is_set():
-        return PhaseOutcome(PhaseStatus.CANCELLED, "cancelled after the fetch; the work tree is unchanged")
     goal = target or upstream
     shown = goal[:12] if target else goal
-    titles = (
-        f"git merge --ff-only {shown}",
-        "git rev-parse HEAD",
-        f"git log --oneline {before[:12]}..HEAD",
-        "git diff --stat (migrations)",
-        "git diff --name-only --diff-filter=A (migrations)",
-    )
-    steps = session.capture_steps(
-        [
-            (titles[0], git("merge", "--ff-only", goal)[1]),
-            git("rev-parse", "HEAD"),
-            git("log", "--oneline", f"{before}..HEAD"),
-            git("diff", "--stat", before, "HEAD", "--", "migrations"),
-            git("diff", "--name-only", "--diff-filter=A", before, "HEAD", "--", "migrations"),
-        ]
-    )
-    _show(sink, titles[0], steps[0])
-    if steps[0].exit_status != 0:
+    clean = git("status", "--porcelain", "--untracked-files=no")
+    steps = [
+        ("git rev-parse --verify HEAD", git("rev-parse", "--verify", "HEAD")),
+        (
+            "git status --porcelain --untracked-files=no",
+            f'out=$({clean}) || exit; [ -z "$out" ] || {{ printf "%s\\n" "$out"; exit {_DIRTY}; }}',
+        ),
+        (f"git merge --ff-only {shown}", git("merge", "--ff-only", goal)),
+        ("git rev-parse HEAD", git("rev-parse", "HEAD")),
+        # the merge set ORIG_HEAD to the commit it started from
+        ("git log --oneline ORIG_HEAD..HEAD", git("log", "--oneline", "ORIG_HEAD..HEAD")),
+        (
+            "git diff --stat ORIG_HEAD HEAD -- migrations",
+            git("diff", "--stat", "ORIG_HEAD", "HEAD", "--", "migrations"),
+        ),
+        (
+            "git diff --name-only --diff-filter=A ORIG_HEAD HEAD -- migrations",
+            git("diff", "--name-only", "--diff-filter=A", "ORIG_HEAD", "HEAD", "--", "migrations"),
+        ),
+    ]
+    if target is None:
+        refusal = _tree_refusal(call, session.capture_steps(steps[:2], cancel=cancel))
+        if refusal is not None:
+            return refusal
+        fetch = f"git fetch {app.git_remote} {app.git_branch}"
+        sink("info", [f"$ {fetch}"])
+        if session.run(
+            git("fetch", "--", app.git_remote, app.git_branch), sink, cancel=cancel, display=fetch
+        ):
+            return PhaseOutcome(
+                PhaseStatus.FAILED,
+                f"git fetch from {app.git_remote} failed",
+                (("commit before", call.context.commit_before or "?"),),
+            )
+    if cancel.is_set():
+        return PhaseOutcome(
+            PhaseStatus.CANCELLED, "cancelled before the fast-forward; the work tree is unchanged"
+        )
+    results = session.capture_steps(steps, cancel=cancel)
+    refusal = _tree_refusal(call, results)
+    if refusal is not None:
+        return refusal
+    before = results[0].stdout.strip()
+    _show(sink, steps[2][0], results[2])
+    if results[2].exit_status != 0:
         return PhaseOutcome(
             PhaseStatus.FAILED,
             f"{shown} cannot be fast-forwarded onto the deployed commit {before[:12]}: "
             "the branches diverged; resolve it on the host (nothing was changed)",
             (("commit before", before),),
         )
-    after = steps[1].stdout.strip() if len(steps) > 1 and steps[1].exit_status == 0 else ""
+    after = results[3].stdout.strip() if len(results) > 3 and results[3].exit_status == 0 else ""
     if not after:
         return PhaseOutcome(
             PhaseStatus.FAILED,
@@ -106,9 +134,9 @@ def deploy_code(call: PhaseCall) -> PhaseOutcome:
             f"already at {upstream} ({after[:12]}): no new code",
             (("commit before", before), ("commit after", after)),
         )
-    for title, step in zip(titles[2:4], steps[2:4], strict=False):
-        _show(sink, title, step)
-    added = steps[4].stdout if len(steps) > 4 and steps[4].exit_status == 0 else ""
+    for (title, _), result in zip(steps[4:6], results[4:6], strict=False):
+        _show(sink, title, result)
+    added = results[6].stdout if len(results) > 6 and results[6].exit_status == 0 else ""
     facts = (
         ("commit before", before),
         ("commit after", after),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import shlex
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -57,18 +56,6 @@ def read_probe(
     return parse_probe(result.stdout), probe_says_down(result.stdout), answer
 
 
-def _control(session: DeploySession, action: Action, sink: OutputSink, cancel: threading.Event) -> int:
-    argv = service_command(session.config.app, action)
-    if argv is None:
-        return 0
-    sink("info", [f"$ {' '.join(argv)}"])
-    rc = session.run(argv, sink, cancel=cancel)
-    hint = service_not_found(session.config.app, action, rc)
-    if hint:
-        sink("error", [hint])
-    return rc
-
-
 def _command_failed(session: DeploySession, action: Action, rc: int) -> str:
     app = session.config.app
     what = f"the {action} command for {app.service_name} exited with status {rc}"
@@ -98,29 +85,44 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
             "step 7 restarts it into the new code",
             [assumed("app", "running (online migration)", "the operator's choice at the stop gate")],
         )
-    rc = _control(session, "stop", sink, cancel)
+    # the stop, the process manager's state and the health probe in one round trip; the downtime clock
+    # starts when the stop is sent (a graceful stop refuses new requests from its first moment)
+    stop_argv = service_command(app, "stop")
+    status_argv = service_command(app, "status")
+    steps: list[tuple[str, Sequence[str] | str]] = []
+    if stop_argv:
+        steps.append((shlex.join(stop_argv), stop_argv))
+    if status_argv:
+        steps.append((shlex.join(status_argv), status_argv))
+    if app.health_url:
+        steps.append((f"GET {app.health_url}", probe_command(app, app.health_url)))
     stopped_at = utc_now()
     call.establish(app_down_at=stopped_at, app_up_at=None)
+    if stop_argv:
+        sink("info", [f"$ {' '.join(stop_argv)}"])
+    # read-only after the stop: they run even when it failed (status exits 3 for a stopped program)
+    results = (
+        session.capture_steps(steps, stop_on_failure=False, timeout=None, cancel=cancel) if steps else []
+    )
+    rc = results[0].exit_status if stop_argv else 0
+    if stop_argv:
+        _show(sink, results[0])
+        hint = service_not_found(app, "stop", rc)
+        if hint:
+            sink("error", [hint])
     if rc != 0:
         return PhaseOutcome.of(
             PhaseStatus.FAILED,
             _command_failed(session, "stop", rc),
             [_command_fact(session, "stop", rc, decisive=True)],
         )
-    facts: list[Fact] = [observed("stopped at", stopped_at, "the clock after the stop command")]
+    facts: list[Fact] = [observed("stopped at", stopped_at, "the clock when the stop command was sent")]
     facts.append(_command_fact(session, "stop", rc, decisive=not app.health_url))
-    # the process manager's state and the health probe: one round trip, the app is down now
-    status_argv = service_command(app, "status")
-    steps: list[tuple[str, Sequence[str] | str]] = []
-    if status_argv:
-        steps.append((shlex.join(status_argv), status_argv))
-    if app.health_url:
-        steps.append((f"GET {app.health_url}", probe_command(app, app.health_url)))
-    results = session.capture_steps(steps, stop_on_failure=False) if steps else []
     if status_argv:
         sink("info", [f"$ {' '.join(status_argv)}"])
-        _show(sink, results[0])
-        facts.append(_command_fact(session, "status", results[0].exit_status))
+        status_result = results[1 if stop_argv else 0]
+        _show(sink, status_result)
+        facts.append(_command_fact(session, "status", status_result.exit_status))
     if app.health_url:
         source = f"GET {app.health_url} from the host"
         status, down, answer = read_probe(session, app.health_url, results[-1], sink)
