@@ -45,6 +45,7 @@ def run_deploy(
     console: Console | None = None,
     state_root: Path | None = None,
     rollback: bool = False,
+    online: bool = False,
 ) -> int:
     """Connect (verifying the host key), open the session (journal, lock, resume), run a front end.
 
@@ -59,7 +60,7 @@ def run_deploy(
     from todobox_deploy.remote.prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
 
     interactive = sys.stdin.isatty() and not yes
-    console = console or Console(yes=yes)
+    console = console or Console(yes=yes, online=online)
     conn = SshConnection(
         config.target,
         confirm_host_key=ask_trust_on_terminal if interactive else None,
@@ -150,6 +151,10 @@ def _cmd_run(args: argparse.Namespace, *, rollback: bool = False) -> int:
     if args.yes and not args.plain:
         _err("--yes needs --plain (the TUI always asks a person)")
         return exits.USAGE
+    online = bool(getattr(args, "online", False))
+    if online and not args.yes:
+        _err("--online needs --plain --yes (otherwise you are asked at the stop gate)")
+        return exits.USAGE
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -162,6 +167,7 @@ def _cmd_run(args: argparse.Namespace, *, rollback: bool = False) -> int:
         yes=args.yes,
         take_over_lock=args.take_over_lock,
         rollback=rollback,
+        online=online,
     )
 
 
@@ -278,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="take the host's deploy lock over from a deploy that is gone (asks you to type it)",
         )
+        if name == "run":
+            run.add_argument(
+                "--online",
+                action="store_true",
+                help="with --plain --yes: when the rehearsal found the migration purely additive, migrate "
+                "while the old code serves and restart into the new code (default: the checklist's "
+                "order, stop - migrate - start)",
+            )
         run.set_defaults(handler=handler)
 
     journal = sub.add_parser("journal", help="check a session journal")

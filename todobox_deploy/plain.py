@@ -35,8 +35,11 @@ def table(rows: Sequence[tuple[str, str]], indent: str = "  ") -> list[str]:
 class Console:
     """Line output and ``[y/N]`` questions on a pair of streams."""
 
-    def __init__(self, *, yes: bool, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+    def __init__(
+        self, *, yes: bool, online: bool = False, stdin: TextIO | None = None, stdout: TextIO | None = None
+    ) -> None:
         self.yes = yes
+        self.online = online  # with yes: take the online migration when it is offered
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self._lock = threading.Lock()
@@ -150,8 +153,11 @@ class PlainRun:
         if offer is not None:
             say(inert(offer))
             if self.console.yes:
-                say("(--yes keeps the checklist's order: stop, migrate, start)")
-                flow.choose_online(False)
+                if self.console.online:
+                    say("(--online: migrating while the old code serves; step 7 restarts into the new code)")
+                else:
+                    say("(--yes keeps the checklist's order: stop, migrate, start; --online takes the offer)")
+                flow.choose_online(self.console.online)
             else:
                 flow.choose_online(
                     self.console.ask("Migrate online (the app keeps serving until the restart)?")
