@@ -4,12 +4,15 @@ stop, the app still up)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from run_helpers import events, private_config, run_cli
 
+from todobox_deploy.config import load_config
 from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo
 
@@ -47,3 +50,51 @@ def test_a_renamed_wsgi_module_is_refused_before_the_stop(
     journal = _journal(run.stdout)
     assert not events(journal, "phase_started", phase="stop_app")
     assert http_status(info.app_url) == 500  # still serving (the bug state's user list), never stopped
+
+
+def test_online_migration_keeps_the_app_serving_until_the_restart(
+    sandbox_reset: SandboxInfo, tmp_path: Path
+) -> None:
+    """``--online`` on the bug state (the rehearsal finds the fix additive): the stop leaves the app up,
+    the migration runs under it, and the downtime is the restart into the new code."""
+    info = sandbox_reset
+    config = private_config(info.config, tmp_path)
+    health = load_config(info.config).app.health_url
+    assert health
+    samples: list[tuple[datetime, int | None]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                status: int | None = http_status(health, timeout=2)
+            except OSError:
+                status = None
+            samples.append((datetime.now(UTC), status))
+            done.wait(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run = run_cli(
+            ["run", "--config", str(config), "--plain", "--yes", "--online"], tmp_path / "state", timeout=280
+        )
+    finally:
+        done.set()
+        watcher.join()
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr
+    journal = _journal(run.stdout)
+    assert events(journal, "online_migration_chosen")
+    (stop,) = events(journal, "phase_finished", phase="stop_app")
+    assert "left running" in stop["summary"]
+    (migrate,) = events(journal, "phase_finished", phase="migrate")
+    assert migrate["status"] == "ok"
+    changes: dict[str, str] = {}
+    for entry in events(journal, "context_updated"):
+        changes.update(entry["changes"])
+    down = datetime.fromisoformat(changes["app_down_at"])
+    up = datetime.fromisoformat(changes["app_up_at"])
+    before_restart = [status for at, status in samples if at < down]
+    assert before_restart and all(s == 200 for s in before_restart)  # served through backup .. migration
+    assert (up - down).total_seconds() < 30
+    assert http_status(info.app_url) == 200
