@@ -120,7 +120,10 @@ def classify(
         )
     heads = graph.heads()
     if heads != [head]:
-        why = f"the migration files have {len(heads)} heads ({', '.join(heads) or 'none'}), expected {head}"
+        found = {0: "no head", 1: f"the head {heads[0] if heads else ''}"}.get(
+            len(heads), f"{len(heads)} heads ({', '.join(heads)})"
+        )
+        why = f"the migration files have {found}, expected {head}"
         action = "merge the heads (flask db merge) and commit" if len(heads) > 1 else "check expected_head"
         return Verdict(BLOCKED, why, action, None, (why,))
     if len(live.alembic) > 1:
