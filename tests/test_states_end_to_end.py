@@ -96,5 +96,6 @@ def test_online_migration_keeps_the_app_serving_until_the_restart(
     up = datetime.fromisoformat(changes["app_up_at"])
     before_restart = [status for at, status in samples if at < down]
     assert before_restart and all(s == 200 for s in before_restart)  # served through backup .. migration
+    assert any(s != 200 for at, s in samples if down <= at <= up)  # the restart really took it down
     assert (up - down).total_seconds() < 30
     assert http_status(info.app_url) == 200

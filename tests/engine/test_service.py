@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from todobox_deploy.config import AppConfig, load_config
 from todobox_deploy.core.outcome import PhaseStatus
-from todobox_deploy.engine.service import parse_probe, service_command
+from todobox_deploy.engine.service import parse_probe, service_command, start_and_wait_script
 from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo
 
@@ -52,3 +54,16 @@ def test_stop_then_start_with_evidence(sandbox_reset: SandboxInfo, run_phase: Ru
     assert started.fact("health") == "200" and started.fact("check") == "500"
     assert any("Unknown column 'user.api_token'" in line for _, line in seen)  # the log's tail
     assert _status(config.app.health_url) == 200
+
+
+def test_a_restart_is_the_stop_then_the_start_with_the_poll_after_the_stop() -> None:
+    """Polling during a plain restart could take the old process's 200 for the new one's."""
+    app = AppConfig(path="/a", service_manager="supervisor", service_name="web", supervisor_config="/s.conf")
+    script = start_and_wait_script(app, "restart", "http://h/health", 30, ["/var/log/app.log"], "__m")
+    stop, start = (
+        shlex.join(service_command(app, "stop") or []),
+        shlex.join(service_command(app, "start") or []),
+    )
+    assert "restart" not in script.split("-c", 1)[0]
+    assert script.index(stop) < script.index(start) < script.index("__m-health")
+    assert script.index("__m-size") < script.index(stop)  # log sizes before anything moves

@@ -71,19 +71,23 @@ print(mark, answer, flush=True)
 def start_and_wait_script(
     app: AppConfig, action: Action, url: str | None, timeout: float, logs: Sequence[str], mark: str
 ) -> str:
-    """Shell text that records each log's size, runs the start (or restart) command and, at the same
-    time, polls ``url`` from the host until it answers 200, so the first healthy answer is seen the moment
-    it happens rather than after the process manager's own settle time (supervisord's ``startsecs``).
+    """Shell text that records each log's size, runs the start command and, at the same time, polls
+    ``url`` from the host until it answers 200, so the first healthy answer is seen the moment it happens
+    rather than after the process manager's own settle time (supervisord's ``startsecs``). A restart is
+    the stop command, waited for, then the same: a 200 from the old process is never taken for the new.
 
     Prints, besides the command's output and the poll's changes of answer: ``<mark>-size N PATH`` per log
     before the start, ``<mark>-health ANSWER`` once the poll ends, ``<mark>-rc N`` for the command."""
-    argv = service_command(app, action)
-    if argv is None:
+    argv = service_command(app, "start" if action == "restart" else action)
+    stop = service_command(app, "stop") if action == "restart" else None
+    if argv is None or (action == "restart" and stop is None):
         raise ValueError(f"no {action} command is configured")
     lines = ["t=$(mktemp -d) || exit 70", "trap 'rm -rf -- \"$t\"' EXIT"]
     for log in logs:
         q = shlex.quote(log)
         lines.append(f'printf "%s %s %s\\n" {mark}-size "$(stat -c %s -- {q} 2>/dev/null || echo 0)" {q}')
+    if stop is not None:  # a restart is a stop, then the start: the poll must never see the old process
+        lines.append(f"{shlex.join(stop)} < /dev/null || {{ echo {mark}-rc $?; exit 0; }}")
     lines.append(f'( {shlex.join(argv)}; echo $? > "$t/rc" ) < /dev/null &')
     if url:
         poll = shlex.join([app_python(app), "-c", _WAIT_HEALTHY, url, f"{timeout:g}"])

@@ -226,21 +226,19 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
     if online:  # the old code served through the migration: the downtime is this restart
         call.establish(app_down_at=utc_now(), app_up_at=None)
     action: Action = "restart" if online else "start"
-    argv = service_command(app, action)
-    if argv is None:
+    commands = [service_command(app, a) for a in (("stop", "start") if online else ("start",))]
+    if any(argv is None for argv in commands):
         return PhaseOutcome.of(
             PhaseStatus.FAILED, f"no {action} command is configured for {app.service_name}", []
         )
+    shown = " && ".join(" ".join(argv or []) for argv in commands)  # a restart: the stop, then the start
     watch = _StartWatch(sink)
     sink(
         "info",
-        [f"$ {' '.join(argv)}"]
-        + ([f"(the host polls {app.health_url} meanwhile)"] if app.health_url else []),
+        [f"$ {shown}"] + ([f"(the host polls {app.health_url} meanwhile)"] if app.health_url else []),
     )
     script = start_and_wait_script(app, action, app.health_url, START_TIMEOUT, app.log_files, watch.mark)
-    run_rc = session.run(
-        script, watch, cancel=cancel, display=f"{' '.join(argv)} (the host polls the health URL)"
-    )
+    run_rc = session.run(script, watch, cancel=cancel, display=f"{shown} (the host polls the health URL)")
     rc = watch.rc if watch.rc is not None else (run_rc or -1)
     facts: list[Fact] = [observed("started at", utc_now(), "the clock after the start")]
     if online:
