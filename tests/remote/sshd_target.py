@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from todobox_deploy.config import TargetConfig
 from todobox_deploy.remote.connection import SshConnection
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
+
+
+class RekeyingSshd(ThrowawaySshd):
+    """The sandbox's sshd with a ``RekeyLimit`` (e.g. ``"8M"``): a long stream crosses server rekeys."""
+
+    def __init__(self, directory: Path, rekey_limit: str) -> None:
+        super().__init__(directory)
+        self.rekey_limit = rekey_limit
+
+    def _config_text(self) -> str:
+        return super()._config_text() + f"RekeyLimit {self.rekey_limit}\n"
 
 
 def target_for(sshd: ThrowawaySshd, **overrides: Any) -> TargetConfig:
@@ -32,3 +46,32 @@ def make_conn(target: TargetConfig, directory: Path, **kw: Any) -> SshConnection
     kw.setdefault("run_root", str(directory / "runs"))
     kw.setdefault("allow_agent", False)
     return SshConnection(target, **kw)
+
+
+class RekeyCounter(logging.Handler):
+    """Counts paramiko's "Switch to new keys" log records: one per completed key exchange."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "Switch to new keys" in record.getMessage():
+            self.count += 1
+
+
+@contextlib.contextmanager
+def counting_rekeys() -> Iterator[RekeyCounter]:
+    """Count the key exchanges of every paramiko transport while inside (DEBUG records, not printed)."""
+    logger = logging.getLogger("paramiko.transport")
+    counter = RekeyCounter()
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -7,7 +7,7 @@ import time
 
 from todobox_deploy.core.streams import OutputSink, Stream, Unterminated
 
-from .secrets import MASK, Secrets
+from .secrets import MASK, SecretFinder, Secrets, probes
 
 BATCH_LINES = 1000
 BATCH_SECONDS = 0.05
@@ -26,14 +26,16 @@ class LineSplitter:
 
     def __init__(self, secrets: Secrets | None = None, *, max_line: int = 1 << 20) -> None:
         self._patterns = secrets.patterns if secrets else []
+        self._finder = SecretFinder(probes(self._patterns))
         self._keep = max((len(p) for p in self._patterns), default=1) - 1
         self._max_line = max_line
         self._buf = b""
         self.complete_bytes = 0
 
     def _text(self, data: bytes) -> str:
-        for p in self._patterns:
-            data = data.replace(p, MASK)
+        if self._finder and self._finder.found_in(data):
+            for p in self._patterns:
+                data = data.replace(p, MASK)
         return data.decode("utf-8", "backslashreplace")
 
     def feed(self, data: bytes) -> list[str]:

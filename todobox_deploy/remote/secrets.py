@@ -53,19 +53,67 @@ class Secrets:
         return data.decode("utf-8", "backslashreplace")
 
 
-def _probes(patterns: list[bytes]) -> list[bytes]:
+def probes(patterns: list[bytes]) -> list[bytes]:
     """Byte strings that every pattern starts with one of: a secret's raw and URL-encoded forms share their
     start (up to the first character that needs encoding), so one scan for that usually stands for all."""
-    probes: list[bytes] = []
+    out: list[bytes] = []
     for p in patterns:
-        for i, q in enumerate(probes):
+        for i, q in enumerate(out):
             n = len(os.path.commonprefix([p, q]))
             if n >= min(8, len(p), len(q)):
-                probes[i] = q[:n]
+                out[i] = q[:n]
                 break
         else:
-            probes.append(p)
-    return probes
+            out.append(p)
+    return out
+
+
+class SecretFinder:
+    """Tells whether any of some byte strings occurs in a buffer, faster than a substring search each.
+
+    CPython finds a single byte with ``memchr``, ~10x faster than a longer string, so each string is
+    looked for by one of its bytes (its anchor, the one found least often in the buffer where it was
+    chosen) and checked in full where that byte is. When the anchor turns out to be common, the string
+    is searched for plainly for the next ``RETRY`` buffers, then an anchor is chosen afresh. The answer
+    is exact either way.
+    """
+
+    RETRY = 64
+
+    def __init__(self, strings: Iterable[bytes]) -> None:
+        self._strings = [s for s in dict.fromkeys(strings) if s]
+        self._anchors: list[int | None] = [None] * len(self._strings)  # index of the anchor byte
+        self._plain = [0] * len(self._strings)  # buffers left to search plainly
+
+    def __bool__(self) -> bool:
+        return bool(self._strings)
+
+    def found_in(self, buf: bytes) -> bool:
+        """Whether one of the strings occurs in ``buf``."""
+        limit = 16 + (len(buf) >> 11)  # a check costs about as much as searching 2 KiB plainly
+        for k, s in enumerate(self._strings):
+            if self._plain[k]:
+                self._plain[k] -= 1
+                if s in buf:
+                    return True
+                continue
+            j = self._anchors[k]
+            if j is None:
+                counts = {b: buf.count(b) for b in set(s)}
+                j = self._anchors[k] = min(range(len(s)), key=lambda i: counts[s[i]])
+            anchor, left = s[j : j + 1], limit
+            i = buf.find(anchor, j)
+            while i >= 0:
+                if buf.startswith(s, i - j):
+                    return True
+                left -= 1
+                if not left:  # a common byte after all
+                    self._plain[k], self._anchors[k] = self.RETRY, None
+                    if s in buf:
+                        return True
+                    break
+                i = buf.find(anchor, i + 1)
+        return False
 
 
 class StreamRedactor:
@@ -82,7 +130,7 @@ class StreamRedactor:
         alternatives = b"|".join(re.escape(p) for p in self._patterns)
         self._regex = re.compile(alternatives) if self._patterns else None
         self._firsts = frozenset(p[0] for p in self._patterns)
-        self._probes = _probes(self._patterns)
+        self._finder = SecretFinder(probes(self._patterns))
         self._keep = max((len(p) for p in self._patterns), default=1) - 1
         self._held = b""
 
@@ -107,7 +155,7 @@ class StreamRedactor:
             return data
         buf = self._held + data if self._held else data
         cut = self._hold_from(buf, 0)
-        if not any(q in buf for q in self._probes):  # the common case: no secret anywhere (one scan each)
+        if not self._finder.found_in(buf):  # the common case: no secret anywhere
             self._held = buf[cut:]
             return buf[:cut]
         out: list[bytes] = []

@@ -16,8 +16,13 @@ import paramiko
 from todobox_deploy.core.streams import Stream
 
 from .errors import CommandCancelled, CommandKilled, CommandTimedOut, LinkLost
+from .wire import install_pipes
 
-CHUNK = 1 << 20
+CHUNK = 64 * 1024  # a read's size: bigger pieces cost page faults for the reader (glibc gives them back)
+WINDOW = 16 * 1024 * 1024  # the channel's receive window: a reader that naps does not stall the sender
+BULK = 128 * 1024  # a wake-up that found at least this much: output is streaming...
+NAP = 0.001  # ...so wait this long before the next one (one wake per ~0.5 MiB instead of per packet)
+PUMP_LIMIT = 4 * 1024 * 1024  # per stream and wake-up, so that a cancel is seen during a flood
 PID_MARK = b"__todobox_pid__="
 _PID_LINE = re.compile(rb"__todobox_pid__=(\d+)\n")
 
@@ -114,7 +119,8 @@ def run_on_channel(
     CommandCancelled / CommandTimedOut (after the remote process group was killed).
     """
     try:
-        chan = transport.open_session(timeout=open_timeout)
+        chan = transport.open_session(timeout=open_timeout, window_size=WINDOW)
+        install_pipes(chan)
         chan.exec_command(wrap_command(script))
     except (paramiko.SSHException, OSError, EOFError) as exc:
         raise LinkLost(f"could not start the command: {exc.__class__.__name__}: {exc}") from None
@@ -125,18 +131,25 @@ def run_on_channel(
     stop_reason: str | None = None
     told_eow = False
 
-    def pump() -> None:
-        while chan.recv_ready():
-            data = pid_filter.feed(chan.recv(CHUNK))
+    def pump() -> int:
+        """Hand out what has arrived (up to PUMP_LIMIT per stream); return how many bytes that was."""
+        got = err = 0
+        while got < PUMP_LIMIT and chan.recv_ready():
+            data = chan.recv(CHUNK)
+            got += len(data)
+            data = pid_filter.feed(data)
             if data:
                 on_data("stdout", data)
-        while chan.recv_stderr_ready():
-            on_data("stderr", chan.recv_stderr(CHUNK))
+        while err < PUMP_LIMIT and chan.recv_stderr_ready():
+            data = chan.recv_stderr(CHUNK)
+            err += len(data)
+            on_data("stderr", data)
+        return got + err
 
     try:
         while True:
             select.select([chan], [], [], 0.05)
-            pump()
+            got = pump()
             if tick:
                 tick()
             if stdout_closed is not None and not told_eow and stdout_closed.is_set():
@@ -154,6 +167,8 @@ def run_on_channel(
                 if stop_reason is not None:
                     _stop(chan, pid_filter, kill_group, pump)
                     break
+            if got >= BULK and not (chan.recv_ready() or chan.recv_stderr_ready()):
+                time.sleep(NAP)  # streaming: let the transport thread queue more packets first
         # drain whatever is left: recv returns b"" at EOF; the timeout guards a half-dead channel
         chan.settimeout(0.5)
         streams: tuple[tuple[Stream, Callable[[int], bytes]], ...] = (
@@ -187,7 +202,7 @@ def _stop(
     chan: paramiko.Channel,
     pid_filter: _PidFilter,
     kill_group: KillGroup | None,
-    pump: Callable[[], None],
+    pump: Callable[[], int],
 ) -> None:
     """TERM the remote process group, wait up to 5 s for it to end, then KILL; close the channel."""
 
