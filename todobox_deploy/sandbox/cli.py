@@ -7,19 +7,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from todobox_deploy.sandbox.http import http_status
-from todobox_deploy.sandbox.manager import (
-    DEFAULT_USERS,
-    SandboxInfo,
-    default_directory,
-    sandbox_down,
-    sandbox_status,
-    sandbox_up,
-)
+from todobox_deploy.sandbox.defaults import DEFAULT_USERS, default_directory
 from todobox_deploy.sandbox.procs import SandboxError
 from todobox_deploy.sandbox.states import DEFAULT_STATE, STATES
+
+if TYPE_CHECKING:
+    from todobox_deploy.sandbox.manager import SandboxInfo
+
+# The manager (and what it imports) loads when a sandbox command runs: every other command builds this
+# parser too.
 
 
 def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -54,6 +52,8 @@ def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _http_status(url: str) -> str:
+    from todobox_deploy.sandbox.http import http_status
+
     try:
         code = http_status(url)
     except OSError as exc:
@@ -84,6 +84,8 @@ def _up(args: argparse.Namespace) -> int:
         return 2
     if not args.json:
         print("bringing the sandbox up ...", flush=True)
+    from todobox_deploy.sandbox.manager import sandbox_up
+
     info = sandbox_up(args.dir, users=args.users, reset=args.reset, state=args.state)
     if args.json:
         print(json.dumps({**info.to_json(), "state": info.state}, indent=2))
@@ -94,6 +96,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from todobox_deploy.sandbox.manager import sandbox_status
+
     info = sandbox_status(args.dir)
     if info is None:
         where = args.dir or default_directory()
@@ -108,6 +112,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from todobox_deploy.sandbox.manager import sandbox_down
+
     pids = sandbox_down(args.dir)
     where = args.dir or default_directory()
     if pids:

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from todobox_deploy.core.envfile import EnvFileError, password_in_env_text
 from todobox_deploy.sandbox import appdb
+from todobox_deploy.sandbox.defaults import DEFAULT_USERS, default_directory
 from todobox_deploy.sandbox.deploy_toml import DeployTomlValues, render_deploy_toml
 from todobox_deploy.sandbox.gitrepo import GitState, build_repos, lines_to_json, reset_repos
 from todobox_deploy.sandbox.http import http_status
@@ -37,16 +38,8 @@ from todobox_deploy.sandbox.sshd import ThrowawaySshd
 from todobox_deploy.sandbox.states import DEFAULT_STATE, STATES, SandboxState, state_named
 from todobox_deploy.sandbox.supervisor import Supervisor
 
-DEFAULT_USERS = 200_000
 _STATE = "sandbox.json"
 _STATE_VERSION = 1
-
-
-def default_directory() -> Path:
-    """``platformdirs.user_state_path("todobox-deploy") / "sandbox"``."""
-    import platformdirs
-
-    return Path(platformdirs.user_state_path("todobox-deploy")) / "sandbox"
 
 
 @dataclass

@@ -7,15 +7,14 @@ from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.worker import Worker, WorkerState
 
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flow import DeployFlow
 from todobox_deploy.tui.cockpit import COCKPIT_BINDINGS, cockpit_for
-from todobox_deploy.tui.commands import DeployCommands
+from todobox_deploy.tui.lazy import is_gate, is_signoff
 from todobox_deploy.tui.messages import LogBatch, PhaseFinished
-from todobox_deploy.tui.screens.gates import GateModal
-from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.screens.wizard import Clock, WizardScreen
 from todobox_deploy.tui.text import for_display
 
@@ -24,13 +23,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _deploy_commands() -> type[Provider]:
+    """The palette's provider, loaded when the palette first opens (not before the first frame)."""
+    from todobox_deploy.tui.commands import DeployCommands
+
+    return DeployCommands
+
+
 class DeployApp(App[int]):
     """A guided, gated deploy session over a :class:`DeployFlow`. Exits with 0 when every phase was
     confirmed, else 3 (stopped at a gate that needs a person)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "todobox-deploy"
-    COMMANDS = App.COMMANDS | {DeployCommands}
+    COMMANDS = App.COMMANDS | {_deploy_commands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "show_signoff", "Sign-off", id="show_signoff", tooltip="Read-only sign-off preview"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
@@ -59,9 +65,9 @@ class DeployApp(App[int]):
         self.push_screen(self.wizard)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "show_signoff" and isinstance(self.screen, GateModal):
+        if action == "show_signoff" and is_gate(self.screen):
             return None  # shown (dimmed) behind a gate, but a gate's keys are its own
-        return not (action == "show_signoff" and isinstance(self.screen, SignOffScreen))
+        return not (action == "show_signoff" and is_signoff(self.screen))
 
     def action_show_keys(self) -> None:
         from todobox_deploy.tui.screens.help import HelpScreen
@@ -87,7 +93,7 @@ class DeployApp(App[int]):
         cockpit_for(self).next_error()
 
     def action_show_signoff(self) -> None:
-        if self.wizard is not None and not isinstance(self.screen, SignOffScreen):
+        if self.wizard is not None and not is_signoff(self.screen):
             self.wizard.show_signoff()
 
     async def action_quit(self) -> None:

@@ -4,6 +4,8 @@ widgets (so a new screen's keys show up here without editing this file)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 import re
 from collections.abc import Iterator
 from typing import ClassVar
@@ -64,9 +66,17 @@ def _describe(binding: Binding) -> str:
     return f"{text}: {binding.tooltip}" if binding.tooltip else text
 
 
+def _import_all() -> None:
+    """Import every module of the package: screens that load on first use have keys to list too."""
+    package = importlib.import_module(PACKAGE)
+    for info in pkgutil.walk_packages(package.__path__, PACKAGE + "."):
+        importlib.import_module(info.name)
+
+
 def key_sections(app_class: type[DOMNode]) -> list[tuple[str, list[tuple[Binding, str]]]]:
     """(section title, [(binding, description)]) for the app and every screen and widget of this package
     that declares bindings of its own, in a stable order."""
+    _import_all()
     found = {
         c.__name__: c for c in _classes(DOMNode) if c.__module__.startswith(PACKAGE) and _own_bindings(c)
     }

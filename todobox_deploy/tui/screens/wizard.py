@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -18,23 +18,21 @@ from textual.widgets import Markdown, Static, Tree
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
 from todobox_deploy.core.outcome import PhaseStatus
-from todobox_deploy.engine.docs import DOCS, CommitDoc, DocsReading, read_docs
+from todobox_deploy.engine.docs import DOCS
 from todobox_deploy.engine.flow import DeployFlow, GateRefused, describe
-from todobox_deploy.tui.bundle import write_bundle_in_background
 from todobox_deploy.tui.cockpit import cockpit_for
-from todobox_deploy.tui.docs_view import docs_markdown, loading_markdown
-from todobox_deploy.tui.failure import failure_options, rollback_command
 from todobox_deploy.tui.messages import DocsRead, LogBatch, PhaseFinished, PhaseStarted
-from todobox_deploy.tui.screens.ask import AskScreen
-from todobox_deploy.tui.screens.confirm import Answer, ConfirmPhase
-from todobox_deploy.tui.screens.gates import DESTRUCTIVE, DestructiveConfirm, RollbackOffer, SkipReason
-from todobox_deploy.tui.screens.signoff import SignOffScreen
-from todobox_deploy.tui.sink import make_log_sink
 from todobox_deploy.tui.text import for_display, for_markdown
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
 from todobox_deploy.tui.widgets.deploy_header import DeployHeader, header_facts
 from todobox_deploy.tui.widgets.footer import DeployFooter
 from todobox_deploy.tui.widgets.log_pane import GUTTER, LogPane
+
+if TYPE_CHECKING:
+    from todobox_deploy.tui.screens.confirm import Answer
+
+# The gates, the sign-off, the docs rendering and the phase sink load on first use: the first frame
+# needs none of them (tests/bench_first_frame.py).
 
 Clock = Callable[[], datetime]
 DocsKey = tuple[str, str | None, str | None]
@@ -127,14 +125,23 @@ class WizardScreen(Screen[None]):
         self.selected: ChecklistNode = flow.checklist
         self._docs: dict[DocsKey, str] = {}  # the docs panel's Markdown by what it was read for
         self._docs_reading: set[DocsKey] = set()
+        self._details_text: str | None = None  # what the details panel shows
+
+    def _first_node(self) -> ChecklistNode | None:
+        first = self.flow.next_phase()
+        return self.checklist.find_phase(first) if first else None
 
     def compose(self) -> ComposeResult:
+        # The details start with the first phase's text: the Markdown widget renders it as it mounts (each
+        # update re-parses and re-mounts the document, and the first frame waits for it).
+        self.selected = self._first_node() or self.checklist
+        self._details_text = self._details(self.selected)
         yield DeployHeader(id="header")
         with Horizontal(id="wizard-main"):
             yield ChecklistTree(self.checklist, id="tree")
             with Vertical(id="wizard-right"):
                 with VerticalScroll(id="details"):
-                    yield Markdown(id="details-body", open_links=False)
+                    yield Markdown(self._details_text, id="details-body", open_links=False)
                 yield LogPane(max_lines=self._max_log_lines, id="logpane")
         yield Static(id="status-line")
         yield DeployFooter()
@@ -147,14 +154,13 @@ class WizardScreen(Screen[None]):
         self._update_status_line()
         tree = self.query_one(ChecklistTree)
         tree.focus()
-        first = self.flow.next_phase()
-        node = self.checklist.find_phase(first) if first else None
+        node = self._first_node()
         self._show(node or self.checklist)
         self._refresh_state()  # a resumed session starts with confirmations carried over
         if node is not None:
             tree.select_id(node.id)
-        if first is not None and first in self.progress.outcomes:
-            self.call_after_refresh(self.review_phase, first)  # resumed: its evidence is waiting
+        if node is not None and node.phase in self.progress.outcomes:
+            self.call_after_refresh(self.review_phase, node.phase)  # resumed: its evidence is waiting
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Cancel is offered (and shown) only while a phase runs; running another only while none does."""
@@ -192,12 +198,18 @@ class WizardScreen(Screen[None]):
         self._update_status_line()
         self.refresh_bindings()  # cancel shows only while a phase runs
 
-    def _show(self, node: ChecklistNode) -> None:
-        self.selected = node
+    def _details(self, node: ChecklistNode) -> str:
         text = details_markdown(node, self.flow)
         if node.id in DOCS:
             text += "\n" + self._docs_for(node.id)
-        self.query_one("#details-body", Markdown).update(text)
+        return text
+
+    def _show(self, node: ChecklistNode) -> None:
+        self.selected = node
+        text = self._details(node)
+        if text != self._details_text:  # the same text again (a re-selection, a refresh) is not re-parsed
+            self._details_text = text
+            self.query_one("#details-body", Markdown).update(text)
         if node.phase is not None:
             self.log_pane.show_phase(node.phase)
 
@@ -209,6 +221,8 @@ class WizardScreen(Screen[None]):
 
     def _docs_for(self, item_id: str) -> str:
         """The docs panel for ``item_id`` as read, or a placeholder while a worker reads it."""
+        from todobox_deploy.tui.docs_view import loading_markdown
+
         key = self._docs_key(item_id)
         if key in self._docs:
             return self._docs[key]
@@ -227,6 +241,8 @@ class WizardScreen(Screen[None]):
     def _read_docs(self, key: DocsKey) -> None:
         """Worker thread: read the document (git locally, or SSH) for the commits in ``key``; only a
         message reaches the widgets. Never raises: a failure is the reading's problem, shown."""
+        from todobox_deploy.engine.docs import CommitDoc, DocsReading, read_docs
+
         item_id, target, before = key
         session = self.flow.session
         try:
@@ -241,6 +257,8 @@ class WizardScreen(Screen[None]):
 
     @on(DocsRead)
     def _docs_read(self, message: DocsRead) -> None:
+        from todobox_deploy.tui.docs_view import docs_markdown
+
         self._docs_reading.discard(message.key)
         self._docs[message.key] = docs_markdown(message.reading)
         self.flow.record("commit_docs_read", **message.reading.to_json())
@@ -267,6 +285,8 @@ class WizardScreen(Screen[None]):
     @on(Tree.NodeHighlighted, "#tree")
     @on(Tree.NodeSelected, "#tree")
     def _node_chosen(self, event: Tree.NodeHighlighted[ChecklistNode]) -> None:
+        if event.node is not event.control.cursor_node:
+            return  # stale: the cursor has moved on (e.g. the tree's first highlight, before select_id)
         if event.node.data is not None:
             self._show(event.node.data)
 
@@ -311,6 +331,9 @@ class WizardScreen(Screen[None]):
         if self.progress.is_confirmed(phase_id):
             self.notify(f"Phase {phase_id!r} is already confirmed.")
             return
+        from todobox_deploy.tui.failure import failure_options
+        from todobox_deploy.tui.screens.confirm import ConfirmPhase
+
         errors = [
             line
             for line in self.log_pane.window(phase_id)
@@ -340,9 +363,13 @@ class WizardScreen(Screen[None]):
 
     def show_signoff(self) -> None:
         """Push the read-only sign-off (not complete until every phase and item has its evidence)."""
+        from todobox_deploy.tui.screens.signoff import SignOffScreen
+
         self.app.push_screen(SignOffScreen(self.flow))
 
     def action_bundle(self) -> None:
+        from todobox_deploy.tui.bundle import write_bundle_in_background
+
         write_bundle_in_background(self, self.flow)
 
     def action_zoom_details(self) -> None:
@@ -370,6 +397,9 @@ class WizardScreen(Screen[None]):
         """Start a phase in a thread worker, unless the gate refuses it; returns whether it started.
 
         A destructive step first asks for a second, deliberate confirmation (``deliberate``: given)."""
+        from todobox_deploy.tui.screens.ask import AskScreen
+        from todobox_deploy.tui.screens.gates import DESTRUCTIVE, DestructiveConfirm
+
         offer = self.flow.online_offer() if phase_id == "stop_app" else None
         ready = self.flow.refusal(phase_id) is None
         if offer is not None and ready:
@@ -424,6 +454,8 @@ class WizardScreen(Screen[None]):
 
     def _phase_body(self, phase_id: str) -> None:
         """Runs in a worker thread: the flow runs the phase; only messages reach the widgets."""
+        from todobox_deploy.tui.sink import make_log_sink
+
         self.post_message(PhaseStarted(phase_id))
         cancel = self.flow.cancel_event
         outcome = self.flow.execute(phase_id, make_log_sink(self, phase_id, cancel), cancel)
@@ -455,6 +487,10 @@ class WizardScreen(Screen[None]):
             self.review_phase(phase_id)
 
     def _confirmed(self, phase_id: str, answer: Answer | None) -> None:
+        from todobox_deploy.tui.failure import rollback_command
+        from todobox_deploy.tui.screens.confirm import Answer
+        from todobox_deploy.tui.screens.gates import RollbackOffer, SkipReason
+
         if answer is Answer.RETRY:
             self.start_phase(phase_id)
             return
