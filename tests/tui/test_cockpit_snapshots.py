@@ -1,5 +1,6 @@
 """SVG snapshots of the cockpit (scripted phases, frozen clock): the docs of the commit, a failed phase with
-the rollback offered, the sign-off, the wizard at 80x24. Update with ``--snapshot-update`` after review."""
+the rollback offered, the sign-off, the wizard at 80x24, a phase while it streams, a common issue matched in
+a phase's output, the session-wide search. Update with ``--snapshot-update`` after review."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input, OptionList
+from textual.widgets._toast import Toast
 
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.tui.app import DeployApp
+from todobox_deploy.tui.cockpit import cockpit_for
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
+from todobox_deploy.tui.screens.search import SessionSearchScreen
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 
 from .conftest import DEMO_CONFIG, Script, ScriptedPhases
@@ -148,3 +153,91 @@ def test_wizard_80x24(
         await settled(pilot)
 
     assert snap_compare(app, terminal_size=SMALL, run_before=to_downtime)
+
+
+UNKNOWN_COLUMN = (
+    "sqlalchemy.exc.OperationalError: (pymysql.err.OperationalError) "
+    "(1054, \"Unknown column 'user.api_token' in 'field list'\")"
+)
+
+
+async def tick_manual_items(pilot: Pilot[Any]) -> None:
+    await pilot.press("up", "space", "up", "space")  # the two "Read ..." items before the backup
+
+
+def test_phase_running(
+    snap_compare: SnapCompare, build_app: Callable[..., DeployApp], scripted: ScriptedPhases
+) -> None:
+    """The backup confirmed, the pre-flight streaming: its node running in the tree (◐), its lines in the
+    log pane, the status line's "running preflight", esc Cancel phase in the footer."""
+    scripted.scripts["preflight"] = Script(
+        lines=40, stderr=("warning: the app's log is 2.1 GiB",), block_until_cancel=True
+    )
+    app = build_app(config=DEMO_CONFIG)
+
+    async def streaming(pilot: Pilot[Any]) -> None:
+        await tick_manual_items(pilot)
+        await run_and_confirm(pilot, app)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: len(wizard(app).log_pane.window("preflight")) == 41)
+        assert app.progress.running == "preflight"
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=BIG, run_before=streaming)
+
+
+def test_common_issue_matched_in_phase_output(
+    snap_compare: SnapCompare, build_app: Callable[..., DeployApp], scripted: ScriptedPhases
+) -> None:
+    """The pre-flight's import probe prints the bug's Unknown column error while it runs: the Common
+    Issues row's notification (the line, the action, what i does), the line in the log pane."""
+    scripted.scripts["preflight"] = Script(lines=6, stderr=(UNKNOWN_COLUMN,), block_until_cancel=True)
+    app = build_app(config=DEMO_CONFIG)
+
+    async def matched(pilot: Pilot[Any]) -> None:
+        await tick_manual_items(pilot)
+        await run_and_confirm(pilot, app)
+        app.clear_notifications()  # the backup's outcome
+        await pilot.press("g")
+        await wait_for(pilot, lambda: cockpit_for(app).last_issue is not None)
+        await wait_for(pilot, lambda: len(app.screen.query(Toast)) == 1)
+        match = cockpit_for(app).last_issue
+        assert match is not None and match.row.key == "unknown_column" and match.source == "preflight"
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=BIG, run_before=matched)
+
+
+def test_session_search_results(
+    snap_compare: SnapCompare, build_app: Callable[..., DeployApp], scripted: ScriptedPhases
+) -> None:
+    """ctrl+f after four phases: "api_token" found in three of their logs, the results listed under each
+    phase's title with their line numbers, the count and the logs in the state line."""
+    scripted.scripts["preflight"] = Script(
+        lines=3, stderr=("c682ef478e45 -> d1f2e3c4b5a6 (head), fix api_token column",)
+    )
+    scripted.scripts["rehearsal"] = Script(
+        lines=5,
+        stderr=(
+            "INFO  [alembic.runtime.migration] Running upgrade c682ef478e45 -> d1f2e3c4b5a6, fix api_token",
+            "INFO  [alembic.runtime.migration] user.api_token added, ix_user_api_token created",
+        ),
+    )
+    scripted.scripts["notify"] = Script(lines=2, stderr=("posted: deploying the api_token fix at 09:30",))
+    app = build_app(config=DEMO_CONFIG)
+
+    async def searched(pilot: Pilot[Any]) -> None:
+        for _ in ("backup", "preflight", "rehearsal", "notify"):
+            await run_and_confirm(pilot, app)
+        await pilot.press("ctrl+f")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionSearchScreen))
+        screen = app.screen
+        assert isinstance(screen, SessionSearchScreen)
+        await pilot.press(*"api_token", "enter")
+        results = screen.query_one(OptionList)
+        await wait_for(pilot, lambda: screen.done and results.option_count == 4 + 3)  # 4 hits, 3 headings
+        assert screen.query_one(Input).value == "api_token"
+        assert [h.source for h in screen.hits] == ["preflight", "rehearsal", "rehearsal", "notify"]
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=BIG, run_before=searched)
