@@ -371,7 +371,7 @@ def test_a_resumed_deploy_reattaches_to_the_running_dump_instead_of_starting_ano
     with user_table_locked(env) as release:
         # an earlier session launched the dump, journaled its run id, and died
         with SshConnection(config.target, pinned_known_hosts=env.tmp / "pins") as conn:
-            DetachedRun(conn, run_id).launch(bc.dump_script(argv, "gzip", final), stdin=stdin)
+            DetachedRun(conn, run_id).launch(bc.dump_script(argv, "gzip", final, "__m"), stdin=stdin)
             assert conn.run_state(run_id)[0] == "running"
 
         def on_line(line: str) -> None:

@@ -508,6 +508,7 @@ def _fake_dump(tmp_path: Path, body: str) -> str:
     return str(path)
 
 
+MARK = "__todobox_check_test"
 SQL = "CREATE TABLE `alembic_version` (\n  x int\n);\nCREATE TABLE `user` (\n  y int\n);\n" + TRAILER + "\n"
 
 
@@ -516,7 +517,7 @@ def _dump_script(
 ) -> tuple[str, Path]:
     final = directory / "todobox-20250101T000000Z.sql.gz"
     argv = [_fake_dump(tmp_path, body), "--defaults-extra-file=/dev/stdin", "todobox"]
-    return bc.dump_script(argv, compression, str(final)), final
+    return bc.dump_script(argv, compression, str(final), MARK), final
 
 
 def _bash(script: str, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -530,7 +531,16 @@ def test_dump_script_writes_a_private_file_via_a_part(tmp_path: Path) -> None:
     assert gzip.decompress(final.read_bytes()).decode() == SQL
     assert final.stat().st_mode & 0o777 == 0o600
     assert not Path(str(final) + ".part").exists()
-    assert "stage exit statuses: fake-dump 0, gzip 0" in done.stdout
+    assert "stage exit statuses: fake-dump 0, gzip 0, copies 0 0" in done.stdout
+    # checked as written: the same answers as reading the file back, and the written stream's hash
+    checked = bc.checked_lines(done.stdout.splitlines(), MARK)
+    back = bc.parse_verify(checked)
+    import hashlib
+
+    sha = hashlib.sha256(final.read_bytes()).hexdigest()
+    assert back.size == final.stat().st_size and back.tables == ("alembic_version", "user")
+    assert (back.decompress_status, back.scan_status) == (0, 0) and bc.trailer_ok(back.last_line)
+    assert back.sha256 == sha and f"W {sha}  -" in checked and final.name in back.files
     # the same file again is refused: nothing is overwritten
     again = _bash(script)
     assert again.returncode == bc.TARGET_EXISTS and gzip.decompress(final.read_bytes()).decode() == SQL
@@ -615,3 +625,23 @@ def test_prepare_script_creates_a_private_directory(tmp_path: Path) -> None:
     assert list(found) == ["bash"] and "GNU bash" in found["bash"].version
     (tmp_path / "file").write_text("x")
     assert _bash(bc.prepare_script(str(tmp_path / "file"), [])).returncode == 3
+
+
+def test_a_checker_that_dies_fails_the_checks_not_the_dump(tmp_path: Path) -> None:
+    """awk missing on the host: the file is still written whole (tee -p), but the scan's status says the
+    check did not run, so the phase never records it as verified."""
+    script, final = _dump_script(tmp_path, f"cat > /dev/null; cat <<'EOF'\n{SQL}EOF", tmp_path)
+    done = _bash(script.replace("LC_ALL=C awk ", "LC_ALL=C no-such-awk "))
+    assert done.returncode == 0, done.stderr
+    back = bc.parse_verify(bc.checked_lines(done.stdout.splitlines(), MARK))
+    assert back.scan_status not in (0, None) and back.tables == ()
+    assert gzip.decompress(final.read_bytes()).decode() == SQL
+
+
+def test_no_sql_on_the_none_compression_path_is_lost(tmp_path: Path) -> None:
+    script, final = _dump_script(tmp_path, f"cat > /dev/null; cat <<'EOF'\n{SQL}EOF", tmp_path, "none")
+    done = _bash(script)
+    assert done.returncode == 0, done.stderr
+    back = bc.parse_verify(bc.checked_lines(done.stdout.splitlines(), MARK))
+    assert final.read_text() == SQL and back.tables == ("alembic_version", "user")
+    assert (back.decompress_status, back.scan_status) == (0, 0) and bc.trailer_ok(back.last_line)

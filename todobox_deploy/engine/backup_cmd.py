@@ -22,7 +22,7 @@ TRAILER = "-- Dump completed"
 
 # exit codes of the dump script (the phase names the failed stage from these, never from host text)
 DUMP_FAILED, COMPRESS_FAILED, BOTH_FAILED = 81, 82, 83
-FLUSH_FAILED, RENAME_FAILED, TARGET_EXISTS, INTERRUPTED = 84, 85, 86, 143
+FLUSH_FAILED, RENAME_FAILED, TARGET_EXISTS, CHECKS_FAILED, INTERRUPTED = 84, 85, 86, 87, 143
 
 
 def stamp_of(when: datetime) -> str:
@@ -127,15 +127,24 @@ def dump_flags(
     return flags
 
 
-def dump_script(dump_argv: Sequence[str], compression: Compression, final: str) -> str:
+def dump_script(dump_argv: Sequence[str], compression: Compression, final: str, mark: str) -> str:
     """Bash text: dump [| gzip] > FINAL.part, check every stage, flush, rename; on failure remove the part.
+
+    The bytes are checked as they are written, on the host's other cores: ``tee`` hands the SQL to the
+    scan (every ``CREATE TABLE``, the last line) and the compressed bytes to ``gzip -d`` (CRC and length)
+    and ``sha256sum``. After the rename the file on disk is hashed again: equal to the written stream's
+    hash, it is those very bytes. The results are printed last, each line prefixed with ``mark``, in the
+    read-back's format (see :func:`verify_script`, :func:`parse_verify`) plus ``W <the stream's sha256>``.
 
     The dump reads its option file on stdin (the detached run's stdin), so nothing before it reads stdin.
     Exit codes: see the constants above; the stage statuses are printed either way.
     """
     quoting.operand(final, "backup file")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", mark):
+        raise ValueError(f"mark {mark!r} must be letters, digits or _")
     dump = quoting.join(dump_argv)
     name = dump_argv[0].rsplit("/", 1)[-1]
+    awk = "LC_ALL=C awk " + shlex.quote(_SCAN_AWK)
     head = [
         "set -o pipefail",
         "umask 077",
@@ -145,28 +154,57 @@ def dump_script(dump_argv: Sequence[str], compression: Compression, final: str) 
         'if [ -e "$final" ] || [ -e "$part" ]; then',
         f'  echo "backup refused: $final or $part already exists" >&2; exit {TARGET_EXISTS}',
         "fi",
+        f'c=$(mktemp -d) || {{ echo "no temporary directory for the checks" >&2; exit {CHECKS_FAILED}; }}',
+        "trap 'rm -rf -- \"$c\"' EXIT",
     ]
+    # each checker writes its exit status last; tee -p goes on writing the file if a checker dies
+    scan = f'>({awk} > "$c/scan"; echo $? 2> /dev/null > "$c/scan.rc")'
+    sha = '>(sha256sum > "$c/sha"; echo $? 2> /dev/null > "$c/sha.rc")'
     if compression == "gzip":
+        unzip = '>(gzip -dc > /dev/null 2> "$c/gz.err"; echo $? 2> /dev/null > "$c/gz.rc")'
         run = [
-            f'{dump} | gzip {GZIP_LEVEL} -c > "$part"',
+            f'{dump} | tee -p {scan} | gzip {GZIP_LEVEL} -c | tee -p {unzip} {sha} > "$part"',
             'st=("${PIPESTATUS[@]}")',
-            f'echo "stage exit statuses: {name} ${{st[0]}}, gzip ${{st[1]}}"',
-            'bad=0; [ "${st[0]}" = 0 ] || bad=$((bad | 1)); [ "${st[1]}" = 0 ] || bad=$((bad | 2))',
-            'if [ "$bad" != 0 ]; then rm -f -- "$part"; exit $((80 + bad)); fi',
+            f'echo "stage exit statuses: {name} ${{st[0]}}, gzip ${{st[2]}}, copies ${{st[1]}} ${{st[3]}}"',
+            'bad=0; [ "${st[0]}" = 0 ] || bad=$((bad | 1))',
+            '[ "${st[2]}" = 0 ] && [ "${st[3]}" = 0 ] || bad=$((bad | 2))',
         ]
     else:
         run = [
-            f'{dump} > "$part"',
-            "st=$?",
-            f'echo "stage exit statuses: {name} $st"',
-            f'if [ "$st" != 0 ]; then rm -f -- "$part"; exit {DUMP_FAILED}; fi',
+            f'{dump} | tee -p {scan} {sha} > "$part"',
+            'st=("${PIPESTATUS[@]}"); echo 0 > "$c/gz.rc"',
+            f'echo "stage exit statuses: {name} ${{st[0]}}, write ${{st[1]}}"',
+            'bad=0; [ "${st[0]}" = 0 ] || bad=$((bad | 1)); [ "${st[1]}" = 0 ] || bad=$((bad | 2))',
         ]
+    # the checkers end within moments of the pipeline (a pipe buffer is left at most): await their status
+    wait_checks = (
+        "for _ in $(seq 6000); do\n"
+        '  [ -s "$c/scan.rc" ] && [ -s "$c/gz.rc" ] && [ -s "$c/sha.rc" ] && break; sleep 0.01\n'
+        "done"
+    )
     tail = [
+        wait_checks,
+        'if [ "$bad" != 0 ]; then rm -f -- "$part"; exit $((80 + bad)); fi',
         f'chmod 600 -- "$part" && sync -- "$part" || {{ rm -f -- "$part"; exit {FLUSH_FAILED}; }}',
         f'mv -T -- "$part" "$final" || {{ rm -f -- "$part"; exit {RENAME_FAILED}; }}',
         'echo "backup written: $final"',
+        "{",
+        '  echo "Z $(stat -c %s -- "$final")"',
+        '  cat -- "$c/scan" 2> /dev/null',
+        '  rc() { cat -- "$c/$1.rc" 2> /dev/null || echo 255; }',
+        '  echo "S $(rc gz) $(rc scan)"',
+        '  echo "W $(cat -- "$c/sha" 2> /dev/null)"',
+        "  printf 'H '; sha256sum -- \"$final\"",
+        _list_files(posixpath.dirname(final)),
+        f"}} | sed 's/^/{mark} /'",
     ]
     return "\n".join(head + run + tail) + "\n"
+
+
+def checked_lines(lines: Iterable[str], mark: str) -> list[str]:
+    """The check results a :func:`dump_script` run printed (``mark`` removed), or [] when it printed none."""
+    prefix = mark + " "
+    return [line[len(prefix) :] for line in lines if line.startswith(prefix)]
 
 
 def describe_failure(rc: int, program: str, compression: Compression) -> str:
@@ -180,6 +218,7 @@ def describe_failure(rc: int, program: str, compression: Compression) -> str:
         FLUSH_FAILED: "chmod/sync of the written file failed (stage flush)",
         RENAME_FAILED: "renaming the .part file to the backup name failed (stage rename)",
         TARGET_EXISTS: "the backup file (or its .part) already existed; nothing was dumped",
+        CHECKS_FAILED: "no temporary directory on the host for the checks; nothing was dumped",
         INTERRUPTED: "the dump was interrupted (SIGTERM/SIGINT/SIGHUP)",
     }
     return known.get(rc, f"the dump script exited {rc}")
@@ -248,16 +287,24 @@ def verify_script(path: str, compression: Compression) -> str:
         scan = f'gzip -dc -- {q} | {awk}\nst=("${{PIPESTATUS[@]}}"); echo "S ${{st[0]}} ${{st[1]}}"\n'
     else:
         scan = f'{awk} {q}\necho "S 0 $?"\n'
-    directory = shlex.quote(posixpath.dirname(path) or ".")
     # sha256sum reads the file beside the scan (a second core); its answer is collected after it
     return (
         f"stat -c 'Z %s' -- {q} || exit 1\n"
         f"exec 3< <(sha256sum -- {q})\n"
         f"{scan}"
         "printf 'H '; cat <&3\n"
-        f"for f in {directory}/*; do\n"
+        f"{_list_files(posixpath.dirname(path))}\n"
+    )
+
+
+def _list_files(directory: str) -> str:
+    """Bash: ``F <name>`` per regular file (not a symlink) in ``directory``, quoted with ``%q`` so that a
+    name can never span lines."""
+    d = shlex.quote(directory or ".")
+    return (
+        f"for f in {d}/*; do\n"
         '  if [ -f "$f" ] && [ ! -L "$f" ]; then printf \'F %q\\n\' "${f##*/}"; fi\n'
-        "done\n"
+        "done"
     )
 
 

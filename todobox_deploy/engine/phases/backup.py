@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from todobox_deploy.config import Compression
 from todobox_deploy.core.context import BackupRecord
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
-from todobox_deploy.core.streams import Stream
+from todobox_deploy.core.streams import OutputSink, Stream
 from todobox_deploy.engine import backup_cmd as bc
 from todobox_deploy.engine.phases.common import keep_stdout
 from todobox_deploy.engine.phases.spec import PhaseCall
@@ -179,18 +179,26 @@ def _new_backup(call: PhaseCall) -> PhaseOutcome:
     argv, option_file = mysql_command(
         dataclasses.replace(cfg.database, dump=client.path), session.db_password(), flags, tool="dump"
     )
-    script = bc.dump_script(argv, compression, final)
+    mark = f"__todobox_check_{random.token_hex(6)}"
+    script = bc.dump_script(argv, compression, final, mark)
     pipe = f" | gzip {bc.GZIP_LEVEL}" if compression == "gzip" else ""
     display = f"{client.name} {cfg.database.name}{pipe} > {final}"
     call.establish(backup_run=run_id)
     sink("info", [f"$ {shlex.join(argv)}{pipe} > {final}.part   (detached run {run_id})"])
+    checks = "every CREATE TABLE and the last line of the SQL, the gzip CRC and length, the sha256"
+    sink("info", [f"  (checked as it is written: {checks})"])
     dumped: list[str] = []
     failure = _follow(
         call,
         run_id,
         final,
         lambda: session.run_detached(
-            run_id, script, keep_stdout(sink, dumped), cancel=call.cancel, stdin=option_file, display=display
+            run_id,
+            script,
+            keep_stdout(_hiding(sink, mark), dumped),
+            cancel=call.cancel,
+            stdin=option_file,
+            display=display,
         ),
         client.name,
         dumped,
@@ -203,7 +211,18 @@ def _new_backup(call: PhaseCall) -> PhaseOutcome:
     )
     if failure is not None:
         return dataclasses.replace(failure, facts=failure.facts + facts)
-    return _verify_and_record(call, final, stamp, server.tables, facts, dumped)
+    return _verify_and_record(call, final, stamp, server.tables, facts, dumped, mark)
+
+
+def _hiding(sink: OutputSink, mark: str) -> OutputSink:
+    """A sink that leaves out the check results' lines (``mark``-prefixed: the phase reads them)."""
+
+    def hide(stream: Stream, lines: list[str]) -> None:
+        shown = [line for line in lines if not line.startswith(mark)]
+        if shown:
+            sink(stream, shown)
+
+    return hide
 
 
 def _follow(
@@ -242,13 +261,29 @@ def _follow(
 
 
 def _verify_and_record(
-    call: PhaseCall, final: str, stamp: str, tables: Sequence[str], facts: Facts, dumped: Sequence[str]
+    call: PhaseCall,
+    final: str,
+    stamp: str,
+    tables: Sequence[str],
+    facts: Facts,
+    dumped: Sequence[str],
+    mark: str | None = None,
 ) -> PhaseOutcome:
+    """Check the file (from the dump's own checks when its output has them, else by reading it back),
+    then record it as this deploy's backup and prune; a file that fails a check is renamed, never used."""
     session, sink = call.session, call.sink
     compression = call.config.backup.compression
     statuses = [ln for ln in dumped if ln.startswith("stage exit statuses:")]
     passed = [statuses[-1].removeprefix("stage ") if statuses else "dump script exited 0"]
-    problem, back = _check_file(call, final, compression, tables, passed)
+    checked = bc.checked_lines(dumped, mark) if mark else []
+    if checked:
+        problem, back = _judge(bc.parse_verify(checked), compression, tables, passed, as_written=True)
+        if problem is None and back.sha256 != bc.parse_sha256(_tagged(checked, "W") + " "):
+            problem = "sha256: the file on disk differs from the bytes written"
+        elif problem is None:
+            passed.append("the file on disk hashed again: the same sha256 as the bytes written")
+    else:
+        problem, back = _check_file(call, final, compression, tables, passed)
     if problem is not None:
         bad = final + ".unverified"
         rc = session.capture(["mv", "-T", "--", final, bad], display=f"mv {final} {bad}").exit_status
@@ -287,7 +322,19 @@ def _check_file(
     _, out = _quiet(
         call, bc.verify_script(path, compression), f"read back {path} (stat, gzip -d | scan, sha256sum)"
     )
-    back = bc.parse_verify(out)
+    return _judge(bc.parse_verify(out), compression, tables, passed, as_written=False)
+
+
+def _tagged(lines: Sequence[str], tag: str) -> str:
+    """The rest of the last ``TAG ...`` line, or ""."""
+    found = [line[len(tag) + 1 :] for line in lines if line.startswith(tag + " ")]
+    return found[-1] if found else ""
+
+
+def _judge(
+    back: bc.ReadBack, compression: Compression, tables: Sequence[str], passed: list[str], *, as_written: bool
+) -> tuple[str | None, bc.ReadBack]:
+    """(the failed check or None, ``back``); appends each passed check to ``passed``."""
     if back.size is None:
         return "exists: the file cannot be read (stat failed)", back
     if back.size <= 0:
@@ -296,7 +343,8 @@ def _check_file(
     if back.decompress_status != 0:
         return f"gzip integrity: gzip -d exited {back.decompress_status}", back
     if compression == "gzip":
-        passed.append("gzip integrity (decompressed in full: CRC and length)")
+        how = "the written bytes decompressed in full" if as_written else "decompressed in full"
+        passed.append(f"gzip integrity ({how}: CRC and length)")
     if back.scan_status != 0:
         return f"content: cannot verify it, the scan exited {back.scan_status}", back
     if not bc.trailer_ok(back.last_line):
