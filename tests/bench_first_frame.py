@@ -15,8 +15,9 @@ Modes:
               the CLI's module and parser, the config loaded, the real phase registry in a DeployFlow
               (journal and transcripts in a temp dir), ``make_app(flow).run()``; marker: the wizard's
               status line, which its on_mount writes (so the tree, details and log pane are laid out)
-  wizard-ssh  the same plus the SSH session objects ``run`` builds before connecting (SshConnection,
-              DeploySession, not connected): the imports that the connection itself needs
+  wizard-ssh  the same plus what ``run_deploy`` imports and builds before it connects (the launch, the
+              plain console for the resume prompt, paramiko's SshConnection, the DeploySession; nothing
+              connects): the cost of the modules the connection needs, without the network
 Target (issue 9): wizard <= bare + 50 ms.
 """
 
@@ -85,7 +86,13 @@ args = build_parser().parse_args(["run", "--config", sys.argv[1], "--operator", 
 from todobox_deploy.config import load_config
 
 config = load_config(args.config)
-if sys.argv[3] == "ssh":  # what run_deploy builds before it connects
+if sys.argv[3] == "ssh":  # what run_deploy imports and builds before it connects
+    import todobox_deploy.engine.credentials
+    import todobox_deploy.engine.launch
+    import todobox_deploy.engine.lock
+    import todobox_deploy.plain
+    import todobox_deploy.remote.errors
+    import todobox_deploy.remote.prompts
     from todobox_deploy.engine.session import DeploySession
     from todobox_deploy.remote.connection import SshConnection
 
