@@ -110,3 +110,11 @@ def test_identifier_quoting() -> None:
     assert quote_ident("we`ird") == "`we``ird`"
     with pytest.raises(ValueError):
         quote_ident("")
+
+
+def test_captured_output_is_cut_into_lines_as_the_stream_cuts_it() -> None:
+    from todobox_deploy.core.streams import lines_of
+
+    assert lines_of("") == [] and lines_of("a\n") == ["a"] and lines_of("a\nb") == ["a", "b"]
+    assert lines_of("3 checks FAILED\rALL OK\n") == ["3 checks FAILED\rALL OK"]  # a lone CR is content
+    assert lines_of("crlf\r\nnext\r\n") == ["crlf", "next"] and lines_of("\n\n") == ["", ""]

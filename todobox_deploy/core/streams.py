@@ -32,3 +32,15 @@ class CommandOutput(Protocol):
 
     @property
     def stderr(self) -> str: ...
+
+
+def lines_of(text: str) -> list[str]:
+    """Captured output as the log's lines, as the streaming path cuts them: only at ``\\n`` (a lone ``\\r``
+    stays in its line, to be shown escaped, never taken for a line break), the ``\\r`` of a CRLF ending
+    dropped, a last line without ``\\n`` kept, no empty line added at the end."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]

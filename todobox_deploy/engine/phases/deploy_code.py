@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
-from todobox_deploy.core.streams import OutputSink
+from todobox_deploy.core.streams import lines_of
 from todobox_deploy.engine.flask_cli import app_command
+from todobox_deploy.engine.phases.common import show_output
 from todobox_deploy.engine.phases.spec import PhaseCall
 
 if TYPE_CHECKING:
@@ -19,15 +20,6 @@ if TYPE_CHECKING:
 
 
 _DIRTY = 3  # the status step's exit status for a work tree with local changes (they are its output)
-
-
-def _show(sink: OutputSink, title: str, result: StepResult) -> None:
-    """A step of a batch in the log as if it had streamed: the command, then its output."""
-    sink("info", [f"$ {title}"])
-    if result.stdout:
-        sink("stdout", result.stdout.splitlines())
-    if result.stderr:
-        sink("stderr", result.stderr.splitlines())
 
 
 def _tree_refusal(call: PhaseCall, steps: Sequence[StepResult]) -> PhaseOutcome | None:
@@ -44,7 +36,7 @@ def _tree_refusal(call: PhaseCall, steps: Sequence[StepResult]) -> PhaseOutcome 
     status = steps[1]
     if status.exit_status == 0:
         return None
-    call.sink("stderr", status.stdout.splitlines() or status.stderr.strip().splitlines())
+    call.sink("stderr", lines_of(status.stdout) or lines_of(status.stderr.strip()))
     what = "has local changes: commit or stash them on the host first"
     if status.exit_status != _DIRTY:
         what = f"cannot be read (git status exited {status.exit_status})"
@@ -112,7 +104,7 @@ def deploy_code(call: PhaseCall) -> PhaseOutcome:
     if refusal is not None:
         return refusal
     before = results[0].stdout.strip()
-    _show(sink, steps[2][0], results[2])
+    show_output(sink, results[2], steps[2][0])
     if results[2].exit_status != 0:
         return PhaseOutcome(
             PhaseStatus.FAILED,
@@ -135,11 +127,11 @@ def deploy_code(call: PhaseCall) -> PhaseOutcome:
             (("commit before", before), ("commit after", after)),
         )
     for (title, _), result in zip(steps[4:6], results[4:6], strict=False):
-        _show(sink, title, result)
+        show_output(sink, result, title)
     added = results[6].stdout if len(results) > 6 and results[6].exit_status == 0 else ""
     facts = (
         ("commit before", before),
         ("commit after", after),
-        ("new migration files", ", ".join(p.rsplit("/", 1)[-1] for p in added.splitlines()) or "(none)"),
+        ("new migration files", ", ".join(p.rsplit("/", 1)[-1] for p in lines_of(added)) or "(none)"),
     )
     return PhaseOutcome(PhaseStatus.OK, f"fast-forwarded {before[:12]} -> {after[:12]} ({upstream})", facts)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from todobox_deploy.core.outcome import Fact, PhaseOutcome, PhaseStatus, assumed, cannot_verify, observed
 from todobox_deploy.core.streams import CommandOutput, OutputSink, Stream
 from todobox_deploy.engine.flask_cli import NOT_FOUND, app_python, not_found_hint
+from todobox_deploy.engine.phases.common import show_output
 from todobox_deploy.engine.phases.spec import PhaseCall
 from todobox_deploy.engine.service import (
     Action,
@@ -106,7 +107,7 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
     )
     rc = results[0].exit_status if stop_argv else 0
     if stop_argv:
-        _show(sink, results[0])
+        show_output(sink, results[0])
         hint = service_not_found(app, "stop", rc)
         if hint:
             sink("error", [hint])
@@ -121,7 +122,7 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
     if status_argv:
         sink("info", [f"$ {' '.join(status_argv)}"])
         status_result = results[1 if stop_argv else 0]
-        _show(sink, status_result)
+        show_output(sink, status_result)
         facts.append(_command_fact(session, "status", status_result.exit_status))
     if app.health_url:
         source = f"GET {app.health_url} from the host"
@@ -166,15 +167,8 @@ def _log_since(
     results = session.capture_steps(steps, stop_on_failure=False)
     for (log, _), result in zip(sizes.items(), results[len(extra) :], strict=False):
         sink("info", [f"$ {log}: the lines written since this start (last 40)"])
-        _show(sink, result)
+        show_output(sink, result)
     return results[: len(extra)]
-
-
-def _show(sink: OutputSink, result: StepResult) -> None:
-    if result.stdout:
-        sink("stdout", result.stdout.splitlines())
-    if result.stderr:
-        sink("stderr", result.stderr.splitlines())
 
 
 class _StartWatch:
@@ -255,7 +249,7 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
     def diagnose() -> None:
         for result in _log_since(session, sizes, sink, status_step):
             sink("info", [f"$ {' '.join(argv_s or [])}"])
-            _show(sink, result)
+            show_output(sink, result)
 
     if cancel.is_set():
         return PhaseOutcome.of(PhaseStatus.CANCELLED, "cancelled while starting the app", facts)

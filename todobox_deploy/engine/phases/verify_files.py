@@ -10,6 +10,7 @@ import posixpath
 
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flask_cli import app_command
+from todobox_deploy.engine.phases.common import show_output
 from todobox_deploy.engine.phases.spec import PhaseCall
 from todobox_deploy.engine.revisions import graph_from_read, history_lines, work_tree_read
 
@@ -27,9 +28,7 @@ def verify_files(call: PhaseCall) -> PhaseOutcome:
     results = session.capture_steps(steps, stop_on_failure=False)
     listing, read = results[0], results[-1]
     sink("info", [f"$ cd {app.path} && ls -la {versions}/"])
-    sink("stdout", listing.stdout.splitlines())
-    if listing.stderr:
-        sink("stderr", listing.stderr.splitlines())
+    show_output(sink, listing)
     problems: list[str] = []
     if listing.exit_status != 0:
         problems.append(f"cannot list {versions} in {app.path} (exit {listing.exit_status})")
