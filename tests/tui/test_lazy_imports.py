@@ -22,6 +22,10 @@ LATER = (
     "todobox_deploy.tui.docs_view",
     "todobox_deploy.engine.signoff",
     "todobox_deploy.sandbox.manager",
+    "todobox_deploy.engine.phases.backup",  # each phase's body loads on its first run
+    "todobox_deploy.engine.phases.rehearsal",
+    "todobox_deploy.engine.phases.migrate",
+    "sh",
     "paramiko",
     "pymysql",
     "git",

@@ -6,20 +6,38 @@ rehearsal on a copy, notify), so the downtime is the stop, the fast-forward, the
 
 from __future__ import annotations
 
-from todobox_deploy.engine.phases.backup import backup
-from todobox_deploy.engine.phases.db_check import db_check
-from todobox_deploy.engine.phases.deploy_code import deploy_code
-from todobox_deploy.engine.phases.migrate import migrate
-from todobox_deploy.engine.phases.notify import notify
-from todobox_deploy.engine.phases.post_verify import post_verify
-from todobox_deploy.engine.phases.preflight import preflight
-from todobox_deploy.engine.phases.rehearsal import rehearsal
-from todobox_deploy.engine.phases.service import start_app, stop_app
-from todobox_deploy.engine.phases.spec import PhaseCall, PhaseSpec
-from todobox_deploy.engine.phases.verify_files import verify_files
-from todobox_deploy.engine.phases.verify_migration import verify_migration
+import importlib
+
+from todobox_deploy.core.outcome import PhaseOutcome
+from todobox_deploy.engine.phases.spec import PhaseBody, PhaseCall, PhaseSpec
 
 __all__ = ["PHASES", "REGISTRY", "PhaseCall", "PhaseSpec"]
+
+
+def _body(module: str, name: str | None = None) -> PhaseBody:
+    """The phase body ``engine.phases.<module>.<name>``, imported on its first run: the registry (and so
+    the wizard's first frame) does not load every phase's dependencies."""
+
+    def body(call: PhaseCall) -> PhaseOutcome:
+        run: PhaseBody = getattr(importlib.import_module(f"{__name__}.{module}"), name or module)
+        return run(call)
+
+    body.__name__ = body.__qualname__ = name or module
+    return body
+
+
+backup = _body("backup")
+preflight = _body("preflight")
+rehearsal = _body("rehearsal")
+notify = _body("notify")
+stop_app = _body("service", "stop_app")
+deploy_code = _body("deploy_code")
+verify_files = _body("verify_files")
+db_check = _body("db_check")
+migrate = _body("migrate")
+verify_migration = _body("verify_migration")
+start_app = _body("service", "start_app")
+post_verify = _body("post_verify")
 
 REGISTRY: tuple[PhaseSpec, ...] = (
     PhaseSpec("backup", "Back up the database", backup, changes_host=True, detached=True),
