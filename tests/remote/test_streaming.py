@@ -124,3 +124,19 @@ def test_cancel_before_the_command_started(conn: SshConnection, tmp_path: Path) 
         conn.run(f"sleep 1; touch {marker}", Collector(), cancel=cancel)
     time.sleep(1.5)
     assert not marker.exists()
+
+
+def test_cancel_is_seen_while_output_floods_a_slow_sink(conn: SshConnection) -> None:
+    cancel = threading.Event()
+    batches = 0
+
+    def slow_sink(stream: str, lines: list[str]) -> None:  # slower than `yes` writes: data always waits
+        nonlocal batches
+        batches += 1
+        time.sleep(0.002)
+
+    threading.Timer(0.5, cancel.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(CommandCancelled):
+        conn.run(["yes", "a line of output"], slow_sink, cancel=cancel)
+    assert time.monotonic() - t0 < 8 and batches > 10

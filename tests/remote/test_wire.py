@@ -1,122 +1,24 @@
-"""The paramiko drop-ins (wire.py) and the secret finder: the same bytes, in order, whatever the
-fragmentation; against the real sshd, bulk output through them matches the file byte for byte, across
-server-initiated rekeys, without a stall."""
+"""The channel pipe (wire.py) and the secret finder: the same bytes in order, the same answers, whatever
+the feeding; against the real sshd, bulk output matches the file byte for byte, across server-initiated
+rekeys, without a stall."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import random
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from paramiko.buffered_pipe import PipeTimeout
 
 from todobox_deploy.remote.connection import SshConnection
 from todobox_deploy.remote.secrets import SecretFinder
-from todobox_deploy.remote.wire import READ_SIZE, BufferedPacketizer, ChunkPipe
+from todobox_deploy.remote.wire import ChunkPipe
 
 from .sshd_target import RekeyingSshd, counting_rekeys, make_conn, target_for
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    a.settimeout(0.1)  # as paramiko's Transport sets it
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
-
-
-def _send_in_pieces(sock: socket.socket, data: bytes, rng: random.Random) -> threading.Thread:
-    def send() -> None:
-        i = 0
-        while i < len(data):
-            n = rng.choice([1, 3, 16, 700, 32768, 300_000])
-            sock.sendall(data[i : i + n])
-            i += n
-            if rng.random() < 0.05:
-                time.sleep(0.002)  # let the reader catch up and wait (a timeout in between)
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    return thread
-
-
-def _read_back(packetizer: BufferedPacketizer, total: int, rng: random.Random) -> bytes:
-    out, left = [], total
-    while left:
-        big = rng.random() < 0.05  # now and then more than the buffer holds
-        n = min(left, READ_SIZE + 12345 if big else rng.choice([1, 4, 16, 1000, 32768 + 20]))
-        out.append(packetizer.read_all(n))
-        left -= n
-    return b"".join(out)
-
-
-def test_buffered_packetizer_returns_the_stream_exactly(pair: tuple[socket.socket, socket.socket]) -> None:
-    a, b = pair
-    rng = random.Random(3)
-    data = os.urandom(8 * READ_SIZE + 777)
-    packetizer = BufferedPacketizer(a)
-    sender = _send_in_pieces(b, b"SSH-2.0-OpenSSH_9.2 \xc3\xa9\r\n" + data, rng)
-    assert packetizer.readline(5) == "SSH-2.0-OpenSSH_9.2 é"  # the banner, then packets right after it
-    assert _read_back(packetizer, len(data), rng) == data
-    sender.join()
-    assert packetizer.buffered == 0
-    b.shutdown(socket.SHUT_WR)
-    with pytest.raises(EOFError):
-        packetizer.read_all(1)
-
-
-class _RecvOnly:
-    """A socket seen through ``recv`` only, like a ProxyJump channel."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-
-    def recv(self, n: int) -> bytes:
-        return self._sock.recv(n)
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-def test_buffered_packetizer_over_a_socket_without_recv_into(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    a, b = pair
-    rng = random.Random(4)
-    data = os.urandom(2 * READ_SIZE + 5)
-    sock: Any = _RecvOnly(a)
-    packetizer = BufferedPacketizer(sock)
-    sender = _send_in_pieces(b, data, rng)
-    assert _read_back(packetizer, len(data), rng) == data
-    sender.join()
-
-
-def test_a_closed_packetizer_ends_a_waiting_read(pair: tuple[socket.socket, socket.socket]) -> None:
-    a, b = pair
-    packetizer = BufferedPacketizer(a)
-    b.sendall(b"abc")
-    threading.Timer(0.3, packetizer.close).start()
-    t0 = time.monotonic()
-    with pytest.raises(EOFError):
-        packetizer.read_all(4)  # three bytes came, the fourth never will
-    assert time.monotonic() - t0 < 3
-
-
-def test_a_banner_that_never_ends_times_out(pair: tuple[socket.socket, socket.socket]) -> None:
-    a, b = pair
-    b.sendall(b"SSH-2.0-slow")
-    with pytest.raises(TimeoutError):
-        BufferedPacketizer(a).readline(0.3)
 
 
 def test_chunk_pipe_reads_are_the_fed_bytes_in_order() -> None:
@@ -176,7 +78,6 @@ def test_secret_finder_answers_exactly_whatever_the_data() -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_bulk_output_through_the_remote_layer_is_exact(conn: SshConnection, tmp_path: Path) -> None:
-    assert isinstance(conn.transport().packetizer, BufferedPacketizer)
     data = tmp_path / "random.bin"  # the remote host is this machine
     blob = os.urandom(24 << 20)
     data.write_bytes(blob)

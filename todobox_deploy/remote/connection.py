@@ -37,7 +37,6 @@ from .lines import LineBatcher
 from .secrets import ByteSink, RedactedBytes, Secrets
 from .sshconfig import Endpoint, ResolvedTarget, resolve
 from .stream import run_on_channel
-from .wire import BufferedPacketizer
 
 if TYPE_CHECKING:
     import pymysql.connections
@@ -252,9 +251,7 @@ class SshConnection:
     def _handshake(
         self, ep: Endpoint, sock: socket.socket | paramiko.Channel, timeout: float
     ) -> paramiko.Transport:
-        t = paramiko.Transport(
-            sock, disabled_algorithms=DISABLED_ALGORITHMS, packetizer_class=BufferedPacketizer
-        )
+        t = paramiko.Transport(sock, disabled_algorithms=DISABLED_ALGORITHMS)
         t.banner_timeout = timeout
         t.handshake_timeout = timeout
         t.auth_timeout = timeout

@@ -18,11 +18,15 @@ from todobox_deploy.core.streams import Stream
 from .errors import CommandCancelled, CommandKilled, CommandTimedOut, LinkLost
 from .wire import install_pipes
 
-CHUNK = 64 * 1024  # a read's size: bigger pieces cost page faults for the reader (glibc gives them back)
-WINDOW = 16 * 1024 * 1024  # the channel's receive window: a reader that naps does not stall the sender
-BULK = 128 * 1024  # a wake-up that found at least this much: output is streaming...
-NAP = 0.001  # ...so wait this long before the next one (one wake per ~0.5 MiB instead of per packet)
-PUMP_LIMIT = 4 * 1024 * 1024  # per stream and wake-up, so that a cancel is seen during a flood
+# Output is read in 64 KiB pieces: the lines of a 1 MiB piece need fresh memory each time (page faults,
+# the line path ran at half the speed). A wake-up that found BULK bytes means output is streaming: the
+# reader then naps for NAP before the next select, one wake-up per ~0.5 MiB instead of one per 32 KiB
+# packet (the byte path used a quarter less CPU). One wake-up hands out at most PUMP_LIMIT bytes per
+# stream, so that a cancel or a timeout is seen while output floods a slow sink.
+CHUNK = 64 * 1024
+BULK = 128 * 1024
+NAP = 0.001
+PUMP_LIMIT = 4 * 1024 * 1024
 PID_MARK = b"__todobox_pid__="
 _PID_LINE = re.compile(rb"__todobox_pid__=(\d+)\n")
 
@@ -119,7 +123,7 @@ def run_on_channel(
     CommandCancelled / CommandTimedOut (after the remote process group was killed).
     """
     try:
-        chan = transport.open_session(timeout=open_timeout, window_size=WINDOW)
+        chan = transport.open_session(timeout=open_timeout)
         install_pipes(chan)
         chan.exec_command(wrap_command(script))
     except (paramiko.SSHException, OSError, EOFError) as exc:

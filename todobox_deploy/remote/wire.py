@@ -1,127 +1,25 @@
-"""Two drop-ins for paramiko internals that make bulk output cheaper; nothing else of paramiko is changed.
+"""A drop-in for paramiko's channel buffer that makes bulk output cheaper; nothing else of paramiko changes.
 
-paramiko reads each SSH packet with at least two socket reads (its first block, then the rest), each a
-``poll`` plus a ``recv`` that drop and retake the GIL, and stores channel data in an ``array`` that is copied
-in and copied out again. With output arriving as 32 KiB packets that is ~130 system calls and four copies
-per MiB in the transport thread, competing for the GIL with the thread that consumes the output.
-
-- ``BufferedPacketizer`` (passed as ``Transport(packetizer_class=...)``) serves the packetizer's reads from
-  a buffer filled by big ``recv_into`` calls: the same bytes in the same order, a few calls per MiB.
-  Decryption, MAC checks and the rest of ``Packetizer`` are paramiko's own.
-- ``ChunkPipe`` replaces a channel's ``BufferedPipe`` (``install_pipes``, before the command starts): the
-  received bytes objects are queued as they are, and a reader gets them back joined.
-
-``tests/remote/test_wire.py`` checks both against arbitrary fragmentation; the exec tests compare whole
-outputs with OpenSSH's byte for byte through them.
+paramiko's ``BufferedPipe`` copies every received packet into an ``array`` and copies it out again on
+``recv``, and a partial read moves everything left in it (``del buffer[:n]``): with output arriving as
+32 KiB packets and read in 64 KiB pieces that is two copies of each byte plus a move of the backlog per
+read, in the transport thread and the reader, both holding the GIL. ``ChunkPipe`` (``install_pipes``, on a
+new channel before its command starts) queues the received bytes objects as they are and hands them back
+joined. ``tests/remote/test_wire.py`` checks it against arbitrary feeding and reading; the exec tests
+compare whole outputs through it with OpenSSH's byte for byte.
 """
 
 from __future__ import annotations
 
 import collections
-import errno
 import threading
 import time
 from typing import Any
 
 import paramiko
 from paramiko.buffered_pipe import PipeTimeout
-from paramiko.packet import NeedRekeyException, Packetizer
 
-READ_SIZE = 256 * 1024
-
-__all__ = ["READ_SIZE", "BufferedPacketizer", "ChunkPipe", "install_pipes"]
-
-
-class BufferedPacketizer(Packetizer):
-    """A ``Packetizer`` whose ``read_all``/``readline`` come from one receive buffer.
-
-    Only the transport thread reads (as with paramiko's own); the error handling of a read (timeouts
-    that check for a closed transport, a pending rekey and keepalives; EOF) is the original's.
-    """
-
-    def __init__(self, sock: Any) -> None:
-        super().__init__(sock)
-        self._sock = sock
-        self._recv_into = getattr(sock, "recv_into", None)  # a ProxyJump channel has only recv
-        self._buf = bytearray(READ_SIZE)
-        self._view = memoryview(self._buf)
-        self._start = 0  # unread bytes are _buf[_start:_end]
-        self._end = 0
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received from the socket and not read yet."""
-        return self._end - self._start
-
-    def read_all(self, n: int, check_rekey: bool = False) -> bytes:
-        if self._end - self._start < n:
-            self._fill(n, check_rekey)
-        start = self._start
-        self._start = start + n
-        return bytes(self._view[start : start + n])
-
-    def readline(self, timeout: float) -> str:
-        """A line of the server's banner (before any packet), within ``timeout`` like the original."""
-        end = time.monotonic() + timeout
-        while (i := self._buf.find(b"\n", self._start, self._end)) < 0:
-            try:
-                if self._receive(1) == 0:
-                    raise EOFError()
-            except TimeoutError:
-                if self.closed:
-                    raise EOFError() from None
-                if time.monotonic() >= end:
-                    raise
-        line = bytes(self._view[self._start : i])
-        self._start = i + 1
-        return paramiko.util.u(line[:-1] if line.endswith(b"\r") else line)
-
-    def _fill(self, n: int, check_rekey: bool) -> None:
-        while self._end - self._start < n:
-            if self.handshake_timed_out():
-                raise EOFError()
-            try:
-                got = self._receive(n)
-            except TimeoutError:
-                pass
-            except OSError as exc:
-                if exc.errno != errno.EAGAIN:  # a Linux quirk the original also treats as a timeout
-                    if self.closed:
-                        raise EOFError() from None
-                    raise
-            else:
-                if got == 0:
-                    raise EOFError()
-                continue
-            if self.closed:
-                raise EOFError()
-            if check_rekey and self._end == self._start and self.need_rekey():
-                raise NeedRekeyException()
-            self._check_keepalive()  # type: ignore[attr-defined]  # paramiko's, not in its stubs
-
-    def _make_room(self, n: int) -> None:
-        """Room for ``n`` unread bytes from ``_start`` and a big read after ``_end``."""
-        have = self._end - self._start
-        if len(self._buf) < n:
-            new = bytearray(max(n, 2 * len(self._buf)))
-            new[:have] = self._view[self._start : self._end]
-            self._buf, self._view = new, memoryview(new)
-        elif have == 0 or len(self._buf) - self._start < n or len(self._buf) - self._end < READ_SIZE // 4:
-            self._buf[:have] = bytes(self._view[self._start : self._end])  # a copy: the ranges may overlap
-        else:
-            return
-        self._start, self._end = 0, have
-
-    def _receive(self, n: int) -> int:
-        self._make_room(n)
-        if self._recv_into is not None:
-            got: int = self._recv_into(self._view[self._end :])
-        else:
-            data = self._sock.recv(len(self._buf) - self._end)
-            got = len(data)
-            self._buf[self._end : self._end + got] = data
-        self._end += got
-        return got
+__all__ = ["ChunkPipe", "install_pipes"]
 
 
 class ChunkPipe:
