@@ -80,6 +80,25 @@ def test_unattended_or_by_hand_is_never_complete(tmp_path: Path) -> None:
     assert any(p.endswith("unattended") for p in s.problems)
 
 
+def test_a_skipped_phase_is_never_complete(tmp_path: Path) -> None:
+    """A read-only step skipped with a reason is on the record, but its check never ran: no evidence."""
+    phases = {p: PhaseSpec(p, p, body(p)) for p in CHECKLIST.phases()}
+    flow = DeployFlow(CHECKLIST, phases, session=None, operator="alice", host="prod", journal=Events())
+    flow.session_dir = tmp_path
+    for p in CHECKLIST.phases():
+        if p == "db_check":
+            flow.skip(p, "checked by hand in the MySQL console")
+        else:
+            flow.run(p, lambda s, ls: None)
+        assert flow.confirm(p, True).accepted
+    for item in flow.manual_items("postdeploy") + flow.manual_items("success"):
+        flow.set_item(item.id, True)
+    s = build_signoff(flow)
+    assert not s.complete
+    (problem,) = s.problems
+    assert "skipped, no evidence" in problem and "checked by hand in the MySQL console" in problem
+
+
 def test_signing_journals_and_writes_both_files_with_host_text_inert(tmp_path: Path) -> None:
     flow, events = deployed(tmp_path)
     s, paths = sign(flow, "Alice Example")

@@ -69,6 +69,11 @@ class Signoff:
         """Why this sign-off is not complete (empty when it is)."""
         out = [f"phase {p.title}: not confirmed" for p in self.phases if not p.confirmed_by]
         out += [f"phase {p.title}: done by hand, no evidence" for p in self.phases if p.by_hand]
+        out += [
+            f"phase {p.title}: skipped, no evidence ({p.summary})"
+            for p in self.phases
+            if p.status == "skipped"
+        ]
         items = (*self.post_deploy, *self.success)
         out += [f"{i.title}: {i.verdict}" for i in items if i.verdict not in ("pass", "by hand")]
         return out
