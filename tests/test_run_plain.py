@@ -405,7 +405,8 @@ def test_plain_yes_deploys_unattended_and_rollback_yes_puts_everything_back(
 
     # the deploy: every phase run and confirmed unattended, every item too, and the report says so
     assert "deploy complete" in done.stdout
-    assert "(--yes keeps the checklist's order: stop, migrate, start; --online takes the offer)" in done.stdout
+    order = "(--yes keeps the checklist's order: stop, migrate, start; --online takes the offer)"
+    assert order in done.stdout
     assert "Carried out by hand" not in done.stdout
     confirmed = events(journal, "phase_confirmed")
     assert [e["phase"] for e in confirmed] == list(PHASES)
