@@ -11,8 +11,8 @@ writes a log of 87-byte lines of the given size (one line per MiB holds the secr
 (d) ``SshConnection.run_bytes`` into /dev/null: the BYTE path of ``todobox-deploy exec``, no secrets,
 (e) the same with the secret registered (redaction on).
 Prints MiB/s (median and slowest of ``--repeat`` interleaved runs), the ratio of each median to OpenSSH's,
-the longest pause between two deliveries to the sink (a rekey stall shows there) and the rekeys seen, then
-whether the targets are met: byte path >= 0.6x, line path >= 0.5x, no stall.
+the client's CPU time per MiB, the longest pause between two deliveries to the sink (a rekey stall shows
+there) and the rekeys seen, then whether the targets are met: byte path >= 0.6x, line path >= 0.5x, no stall.
 """
 
 from __future__ import annotations
@@ -53,8 +53,14 @@ STALL_SECONDS = 1.0
 @dataclass
 class Run:
     seconds: float
+    cpu: float  # CPU seconds of the client: this process, or the ssh process
     gap: float | None = None  # longest pause between two deliveries (None: not measurable)
     rekeys: int | None = None
+
+
+def _cpu(children: bool = False) -> float:
+    t = os.times()
+    return t.children_user + t.children_system if children else t.user + t.system
 
 
 @dataclass
@@ -119,18 +125,18 @@ class Bench:
     def _timed(self, body: Callable[[Deliveries], None]) -> Run:
         seen = Deliveries()
         before = self.rekeys.count
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), _cpu()
         body(seen)
-        return Run(time.perf_counter() - t0, seen.gap, self.rekeys.count - before)
+        return Run(time.perf_counter() - t0, _cpu() - cpu, seen.gap, self.rekeys.count - before)
 
     def openssh(self) -> Run:
         base = _ssh_base(self.sshd, self.cipher)
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), _cpu(children=True)
         subprocess.run([*base, "true"], check=True)
-        connect = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        connect, connect_cpu = time.perf_counter() - t0, _cpu(children=True) - cpu
+        t0, cpu = time.perf_counter(), _cpu(children=True)
         subprocess.run([*base, "cat", str(self.path)], check=True, stdout=subprocess.DEVNULL)
-        return Run(time.perf_counter() - t0 - connect)
+        return Run(time.perf_counter() - t0 - connect, _cpu(children=True) - cpu - connect_cpu)
 
     def raw_paramiko(self) -> Run:
         def body(seen: Deliveries) -> None:
@@ -193,7 +199,10 @@ def write_log(path: Path, size_mib: int) -> int:
 def report(rows: dict[str, Row], size: int, repeat: int) -> None:
     mib = size / 2**20
     base = mib / statistics.median(r.seconds for r in rows["a"].runs)
-    print(f"{'path':52s} {'MiB/s':>7s} {'ratio':>6s} {'slowest':>8s} {'longest gap':>12s} {'rekeys':>7s}")
+    print(
+        f"{'path':52s} {'MiB/s':>7s} {'ratio':>6s} {'slowest':>8s} {'CPU ms/MiB':>10s} "
+        f"{'longest gap':>12s} {'rekeys':>7s}"
+    )
     ratio: dict[str, float] = {}
     for key, row in rows.items():
         rate = mib / statistics.median(r.seconds for r in row.runs)
@@ -203,10 +212,13 @@ def report(rows: dict[str, Row], size: int, repeat: int) -> None:
         longest = f"{max(gaps):.3f} s" if gaps else "-"
         counts = [r.rekeys for r in row.runs if r.rekeys is not None]
         keys = f"{min(counts)}-{max(counts)}" if counts else "-"
+        cpu = 1000 * statistics.median(r.cpu for r in row.runs) / mib
         print(
-            f"({key}) {row.label:48s} {rate:7.1f} {ratio[key]:5.2f}x {slowest:8.1f} {longest:>12s} {keys:>7s}"
+            f"({key}) {row.label:48s} {rate:7.1f} {ratio[key]:5.2f}x {slowest:8.1f} {cpu:10.2f} "
+            f"{longest:>12s} {keys:>7s}"
         )
     print(f"medians of {repeat} interleaved runs; ratio = median MiB/s / OpenSSH's median MiB/s")
+    print("CPU ms/MiB: the client's CPU time (the ssh process, or this Python process), not sshd's")
 
     def verdict(ok: bool) -> str:
         return "target met" if ok else "target NOT met"
