@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from todobox_deploy.tui.text import for_display
+from todobox_deploy.tui.widgets.ordered_input import OrderedInput
 
 T = TypeVar("T")
 
@@ -70,7 +71,7 @@ class DestructiveConfirm(GateModal[bool]):
                 Text(for_display(f"This step {what}. Type the phase name {self.phase_id} and press Enter.")),
                 classes="gate-text",
             )
-            yield Input(placeholder=self.phase_id, id="destructive-name")
+            yield OrderedInput(placeholder=self.phase_id, id="destructive-name")
             yield Static("", id="destructive-error", classes="gate-error")
             yield Static("escape: back, nothing started", classes="gate-text")
 
@@ -110,7 +111,7 @@ class SkipReason(GateModal[str | None]):
                 ),
                 classes="gate-text",
             )
-            yield Input(placeholder="why this phase is skipped", id="skip-reason")
+            yield OrderedInput(placeholder="why this phase is skipped", id="skip-reason")
             yield Static("", id="skip-error", classes="gate-error")
             yield Static("enter: skip with this reason · escape: back", classes="gate-text")
 

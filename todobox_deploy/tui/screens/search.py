@@ -24,6 +24,7 @@ from textual.widgets.option_list import Option
 from todobox_deploy.tui.session_search import Hit, SearchSource, excerpt, search_sources
 from todobox_deploy.tui.text import for_display, lines_for_display
 from todobox_deploy.tui.widgets.log_pane import PhaseLog
+from todobox_deploy.tui.widgets.ordered_input import OrderedInput
 
 MAX_SHOWN = 2_000
 OPTIONS_PER_TICK = 25
@@ -84,7 +85,7 @@ class SessionSearchScreen(Screen[Hit | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Text("Search the whole session: every phase's transcript, the checks, the tails"))
-            yield Input(
+            yield OrderedInput(
                 value=self.query_text, placeholder="text to find (case-insensitive)", id="search-query"
             )
             yield Label("", id="search-state")

@@ -23,6 +23,7 @@ from todobox_deploy.engine.signoff import Signoff, SignoffItem, build_signoff, s
 from todobox_deploy.tui.bundle import write_bundle_in_background
 from todobox_deploy.tui.text import for_display, for_markdown
 from todobox_deploy.tui.widgets.footer import DeployFooter
+from todobox_deploy.tui.widgets.ordered_input import OrderedInput
 
 PROBLEMS_SHOWN = 8
 VERDICTS: dict[str, str] = {
@@ -123,7 +124,7 @@ class SignOffScreen(Screen[None]):
             yield Markdown(id="signoff-doc", open_links=False)
         with Horizontal(id="signoff-sign"):
             yield Label("Sign as", id="signoff-sign-label")
-            yield Input(self.flow.operator, id="signoff-name", placeholder="your name")
+            yield OrderedInput(self.flow.operator, id="signoff-name", placeholder="your name")
             yield Button("Sign", variant="primary", id="signoff-sign-button", compact=True)
         yield DeployFooter()
 

@@ -24,6 +24,7 @@ from textual.widgets import Input, Label, Log
 
 from todobox_deploy.core.streams import Stream
 from todobox_deploy.tui.text import for_display, lines_for_display
+from todobox_deploy.tui.widgets.ordered_input import OrderedInput
 
 GUTTER: dict[str, str] = {"stdout": "  ", "stderr": "! ", "error": "✘ ", "info": "» "}
 """A two-cell prefix marks each line's stream, so stderr/error lines stand out even without colour."""
@@ -67,7 +68,7 @@ class PhaseLog(Log):
         return Strip(Segment.apply_style(strip, post_style=style), strip.cell_length)
 
 
-class SearchInput(Input):
+class SearchInput(OrderedInput):
     """The log pane's search box; ``escape`` closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
