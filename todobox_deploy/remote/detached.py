@@ -89,7 +89,7 @@ flock "$d/lock" true
 kill $t 2> /dev/null; wait $t 2> /dev/null
 # the run's end state on stderr: the follower catches up on any byte tail had not passed on yet
 if [ -e "$d/rc" ]; then echo "STATE_MARK finished $(cat -- "$d/rc") $(stat -c %s -- "$d/log")" >&2; exit 0; fi
-echo "STATE_MARK unknown" >&2
+echo "STATE_MARK unknown $(stat -c %s -- "$d/log")" >&2
 exit 77
 """.replace("STATE_MARK", STATE_MARK)
 )
@@ -309,7 +309,8 @@ def _end_state(stderr: bytes) -> tuple[str, int | None, int | None] | None:
             and parts[3].isdigit()
         ):
             return "finished", int(parts[2]), int(parts[3])
-        return "unknown", None, None
+        size = parts[2] if parts[1:2] == ["unknown"] and len(parts) == 3 else ""
+        return "unknown", None, int(size) if size.isdigit() else None  # the size: to catch up to
     return None
 
 
