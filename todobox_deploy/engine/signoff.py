@@ -49,6 +49,7 @@ class SignoffPhase:
     confirmed_at: str
     by_hand: bool
     unattended: bool
+    skipped: bool = False  # the operator skipped it (a read-only step, with a reason): its check never ran
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,7 @@ class Signoff:
         """Why this sign-off is not complete (empty when it is)."""
         out = [f"phase {p.title}: not confirmed" for p in self.phases if not p.confirmed_by]
         out += [f"phase {p.title}: done by hand, no evidence" for p in self.phases if p.by_hand]
-        out += [
-            f"phase {p.title}: skipped, no evidence ({p.summary})"
-            for p in self.phases
-            if p.status == "skipped" and not p.by_hand
-        ]
+        out += [f"phase {p.title}: skipped, no evidence ({p.summary})" for p in self.phases if p.skipped]
         items = (*self.post_deploy, *self.success)
         out += [f"{i.title}: {i.verdict}" for i in items if i.verdict not in ("pass", "by hand")]
         return out
@@ -140,6 +137,7 @@ def build_signoff(flow: DeployFlow, signed_by: str | None = None) -> Signoff:
             p.confirmation.at.isoformat(timespec="seconds") if p.confirmation else "",
             bool(p.confirmation and p.confirmation.by_hand),
             bool(p.confirmation and p.confirmation.unattended),
+            bool(p.outcome and p.outcome.fact("skipped by")),
         )
         for p in report.phases
     )
