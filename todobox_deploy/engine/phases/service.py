@@ -232,9 +232,10 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
         [f"$ {shown}"] + ([f"(the host polls {app.health_url} meanwhile)"] if app.health_url else []),
     )
     script = start_and_wait_script(app, action, app.health_url, START_TIMEOUT, app.log_files, watch.mark)
+    sent_at = utc_now()
     run_rc = session.run(script, watch, cancel=cancel, display=f"{shown} (the host polls the health URL)")
     rc = watch.rc if watch.rc is not None else (run_rc or -1)
-    facts: list[Fact] = [observed("started at", utc_now(), "the clock after the start")]
+    facts: list[Fact] = [observed("start sent at", sent_at, "the clock when the start command was sent")]
     if online:
         facts.append(
             assumed("start", "restart into the new code (online migration)", "the operator's choice")
