@@ -16,7 +16,7 @@ from typing import TextIO
 from todobox_deploy.checklist.progress import ACCEPTABLE, Confirmation
 from todobox_deploy.core import exits
 from todobox_deploy.core.outcome import PhaseOutcome
-from todobox_deploy.core.streams import Stream
+from todobox_deploy.core.streams import HOST_STREAMS, Stream
 from todobox_deploy.core.text import inert
 from todobox_deploy.engine.flow import DeployFlow, GateRefused
 from todobox_deploy.engine.issues import IssueMatch, IssueWatch
@@ -74,6 +74,8 @@ class Console:
     def sink(self, stream: Stream, lines: list[str]) -> None:
         tag = PREFIX.get(stream, "   ")
         self.say(*(f"{tag}| {inert(line)}" for line in lines))
+        if stream not in HOST_STREAMS:  # our own messages (a summary saying "no Unknown column") never match
+            return
         for match in self.issues.feed(self.issue_source(), lines):
             self.say(f"!! common issue: {inert(match.row.title)}: {inert(match.row.action)}")
             if self.on_issue is not None:

@@ -157,3 +157,17 @@ def test_the_plain_front_end_says_each_issue_once_and_journals_it() -> None:
     assert journal.events == [
         {"event": "issue_matched", "row": "unknown_column", "source": "output", "line": UNKNOWN}
     ]
+
+
+def test_only_what_the_host_said_is_matched_never_our_own_summary() -> None:
+    """post_verify's summary says "no Unknown column: met": that is not the error appearing."""
+    import io
+
+    from todobox_deploy.plain import Console
+
+    out = io.StringIO()
+    console = Console(yes=True, stdout=out)
+    console.sink("info", ["post_verify: ok: migration completed: met; no Unknown column: met"])
+    assert "common issue" not in out.getvalue()
+    console.sink("stderr", ["sqlalchemy.exc.OperationalError: (1054, \"Unknown column 'user.api_token'\")"])
+    assert "!! common issue" in out.getvalue()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 Stream = Literal["stdout", "stderr", "info", "error"]
+HOST_STREAMS: frozenset[Stream] = frozenset({"stdout", "stderr"})  # what the host said, not us
 
 OutputSink = Callable[[Stream, list[str]], None]
 """Receives complete lines (no trailing newline) in batches, each batch tagged with its stream.

@@ -18,6 +18,7 @@ from textual.widgets import Markdown, Static, Tree
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
 from todobox_deploy.core.outcome import PhaseStatus
+from todobox_deploy.core.streams import HOST_STREAMS
 from todobox_deploy.engine.docs import DOCS
 from todobox_deploy.engine.flow import DeployFlow, GateRefused, describe
 from todobox_deploy.tui.cockpit import cockpit_for
@@ -465,7 +466,8 @@ class WizardScreen(Screen[None]):
     def _log_batch(self, message: LogBatch) -> None:
         try:
             self.log_pane.ingest(message.phase_id, message.stream, message.lines)
-            cockpit_for(self.app).watch_output(message.phase_id, message.lines)  # common issues, matched live
+            if message.stream in HOST_STREAMS:  # common issues, matched live in what the host said
+                cockpit_for(self.app).watch_output(message.phase_id, message.lines)
         finally:
             if message.ack is not None:
                 message.ack()
