@@ -531,7 +531,7 @@ def test_dump_script_writes_a_private_file_via_a_part(tmp_path: Path) -> None:
     assert gzip.decompress(final.read_bytes()).decode() == SQL
     assert final.stat().st_mode & 0o777 == 0o600
     assert not Path(str(final) + ".part").exists()
-    assert "stage exit statuses: fake-dump 0, gzip 0, copies 0 0" in done.stdout
+    assert "stage exit statuses: fake-dump 0, gzip 0, tee to the checks 0 0" in done.stdout
     # checked as written: the same answers as reading the file back, and the written stream's hash
     checked = bc.checked_lines(done.stdout.splitlines(), MARK)
     back = bc.parse_verify(checked)

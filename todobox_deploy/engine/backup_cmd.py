@@ -165,7 +165,8 @@ def dump_script(dump_argv: Sequence[str], compression: Compression, final: str, 
         run = [
             f'{dump} | tee -p {scan} | gzip {GZIP_LEVEL} -c | tee -p {unzip} {sha} > "$part"',
             'st=("${PIPESTATUS[@]}")',
-            f'echo "stage exit statuses: {name} ${{st[0]}}, gzip ${{st[2]}}, copies ${{st[1]}} ${{st[3]}}"',
+            f'echo "stage exit statuses: {name} ${{st[0]}}, gzip ${{st[2]}}, '
+            'tee to the checks ${st[1]} ${st[3]}"',
             'bad=0; [ "${st[0]}" = 0 ] || bad=$((bad | 1))',
             '[ "${st[2]}" = 0 ] && [ "${st[3]}" = 0 ] || bad=$((bad | 2))',
         ]
