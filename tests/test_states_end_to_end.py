@@ -99,3 +99,42 @@ def test_online_migration_keeps_the_app_serving_until_the_restart(
     assert any(s != 200 for at, s in samples if down <= at <= up)  # the restart really took it down
     assert (up - down).total_seconds() < 30
     assert http_status(info.app_url) == 200
+
+
+def test_nothing_to_deploy_leaves_the_app_running(
+    sandbox_state: Callable[[str], SandboxInfo], tmp_path: Path
+) -> None:
+    """The `fixed` state: the host already runs the fix and the database is done. The pre-flight says so,
+    the app is never stopped (its health URL answers 200 throughout) and nothing is migrated."""
+    info = sandbox_state("fixed")
+    config = private_config(info.config, tmp_path)
+    health = load_config(info.config).app.health_url
+    assert health
+    samples: list[int | None] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                samples.append(http_status(health, timeout=2))
+            except OSError:
+                samples.append(None)
+            done.wait(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run = run_cli(["run", "--config", str(config), "--plain", "--yes"], tmp_path / "state", timeout=280)
+    finally:
+        done.set()
+        watcher.join()
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr
+    journal = _journal(run.stdout)
+    (preflight,) = events(journal, "phase_finished", phase="preflight")
+    assert "the app is not stopped" in preflight["facts"]["nothing to deploy"]
+    for phase in ("stop_app", "start_app"):
+        (finished,) = events(journal, "phase_finished", phase=phase)
+        assert "left running: nothing to deploy" in finished["summary"], finished
+    (migrate,) = events(journal, "phase_finished", phase="migrate")
+    assert migrate["summary"].startswith("nothing to migrate") and "nothing was run" in migrate["summary"]
+    assert samples and all(s == 200 for s in samples), samples  # no downtime at all

@@ -42,6 +42,7 @@ class DeployContext:
     migrate_mode: str | None = None  # "app" (the app's flask db) or "standalone" (the app never imported)
     migration_additive: bool | None = None  # the rehearsal saw only ADD COLUMN / CREATE INDEX
     online_migration: bool | None = None  # chosen at the stop gate: migrate while the old code serves
+    nothing_to_deploy: bool | None = None  # the pre-flight found the target commit deployed, the DB done
     rehearsal_seconds: float | None = None
     checksum_before: str | None = None  # CHECKSUM TABLE of the migrated table before the deploy
     rollback_plan: tuple[tuple[str, str], ...] | None = None  # a rollback session's plan and findings

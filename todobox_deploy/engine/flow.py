@@ -355,7 +355,8 @@ class DeployFlow:
     def online_offer(self) -> str | None:
         """At the stop gate, when the rehearsal saw a purely additive migration: the offer to migrate while
         the old code still serves (the downtime is then the restart alone); None when not on offer."""
-        if self.context.migration_additive is not True or self.context.online_migration is not None:
+        ctx = self.context
+        if ctx.migration_additive is not True or ctx.online_migration is not None or ctx.nothing_to_deploy:
             return None
         if "stop_app" not in self.phases or self.progress.status.get("stop_app") is not PhaseStatus.PENDING:
             return None

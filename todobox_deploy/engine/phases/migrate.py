@@ -388,6 +388,16 @@ def migrate(call: PhaseCall) -> PhaseOutcome:
         steps = tuple(checked_steps(planned_steps(ctx, mig.expected_head)))
     except ValueError as exc:
         return PhaseOutcome(PhaseStatus.FAILED, f"the migration plan cannot run: {exc}")
+    if ctx.nothing_to_deploy and not ctx.migration_run:
+        now = read_revisions(session)
+        if not isinstance(now, str) and list(now) == [mig.expected_head]:
+            call.establish(db_revision_after=revision_text(now))
+            return PhaseOutcome(
+                PhaseStatus.OK,
+                f"nothing to migrate: alembic_version is the head {mig.expected_head} and the pre-flight "
+                "found the schema complete; nothing was run",
+                (("revision", revision_text(now)), ("steps", "none")),
+            )
     run_id = ctx.migration_run or migration_run_id(ctx)
     session.db_password()  # resolved here, not in the watch thread (it may prompt)
     state, code, _ = session.connection.run_state(run_id)

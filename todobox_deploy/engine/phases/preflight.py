@@ -18,7 +18,7 @@ from todobox_deploy.db import live as db_live
 from todobox_deploy.db.grants import visibility_gap
 from todobox_deploy.db.schema import Connection
 from todobox_deploy.engine.alembic_graph import RevisionGraph
-from todobox_deploy.engine.dbstate import LiveSchema, Verdict, classify
+from todobox_deploy.engine.dbstate import ALREADY_DONE, LiveSchema, Verdict, classify
 from todobox_deploy.engine.flask_cli import NOT_FOUND, app_command, not_found_hint
 from todobox_deploy.engine.phases.spec import PhaseCall
 from todobox_deploy.engine.revisions import graph_at_commit, history_lines
@@ -103,6 +103,13 @@ def preflight(call: PhaseCall) -> PhaseOutcome:
     verdict = _database(call, graph, checks) if graph is not None else None
     if verdict is not None:
         call.establish(db_state=verdict.state, migration_plan=verdict.plan)
+        if head == target and verdict.state == ALREADY_DONE and not checks.problems:
+            call.establish(nothing_to_deploy=True)
+            checks.fact(
+                "nothing to deploy",
+                f"the host already runs {target[:12]} and the database is done: the app is not stopped",
+                "the commit and the database state above",
+            )
     return _conclude(checks, verdict)
 
 

@@ -78,6 +78,8 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
     new code, so the downtime is the restart alone."""
     session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
+    if call.context.nothing_to_deploy:
+        return _left_up(call, "stop")
     if call.context.online_migration:
         sink("info", ["online migration chosen: the app keeps serving the old code until step 7 restarts it"])
         return PhaseOutcome.of(
@@ -149,6 +151,31 @@ def stop_app(call: PhaseCall) -> PhaseOutcome:
     return PhaseOutcome.of(PhaseStatus.OK, f"{app.service_name} stopped at {stopped_at}", facts)
 
 
+def _left_up(call: PhaseCall, step: str) -> PhaseOutcome:
+    """Nothing to deploy (the pre-flight found the target commit deployed and the database done): the
+    app is neither stopped nor started; the evidence is that it answers now."""
+    session, sink = call.session, call.sink
+    app = session.config.app
+    sink("info", ["nothing to deploy (see the pre-flight): the app is left running, no downtime"])
+    facts: list[Fact] = [assumed(step, "not needed: nothing to deploy", "the pre-flight")]
+    if not app.health_url:
+        return PhaseOutcome.of(PhaseStatus.OK, f"{app.service_name} left running: nothing to deploy", facts)
+    status, down, answer = probe(session, app.health_url, sink)
+    source = f"GET {app.health_url} from the host"
+    if status == 200:
+        facts.append(observed("health", "200", source, decisive=True))
+        if step == "start":  # healthy as of now: post-deploy's log scan starts here (nothing restarted it)
+            call.establish(app_up_at=utc_now())
+        return PhaseOutcome.of(PhaseStatus.OK, f"{app.service_name} left running: nothing to deploy", facts)
+    value = str(status) if status is not None else ("down" if down else f"cannot verify: {answer}")
+    facts.append(observed("health", value, source, decisive=True))
+    return PhaseOutcome.of(
+        PhaseStatus.FAILED,
+        f"nothing to deploy, but {app.health_url} does not answer 200 ({value}): see the app's log",
+        facts,
+    )
+
+
 def _log_since(
     session: DeploySession,
     sizes: dict[str, int],
@@ -216,6 +243,8 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
     how to roll back."""
     session, sink, cancel = call.session, call.sink, call.cancel
     app = session.config.app
+    if call.context.nothing_to_deploy:
+        return _left_up(call, "start")
     online = bool(call.context.online_migration)
     if online:  # the old code served through the migration: the downtime is this restart
         call.establish(app_down_at=utc_now(), app_up_at=None)
