@@ -90,3 +90,12 @@ def test_a_webhook_error_or_silence_is_never_a_pass(hook: str) -> None:
     assert status is PhaseStatus.FAILED and "HTTP 500" in summary
     status, summary, _ = run(NotifyConfig(webhook_url="http://127.0.0.1:9/nothing-listens"))
     assert status is PhaseStatus.FAILED and "cannot verify" in summary
+
+
+def test_the_message_says_when_there_is_nothing_to_deploy() -> None:
+    from todobox_deploy.engine.phases.notify import message
+
+    context = DeployContext(commit_target="a" * 40, nothing_to_deploy=True)
+    call = PhaseCall(ScriptedSession({}), lambda s, ls: None, threading.Event(), context)  # type: ignore[arg-type]
+    text = message(call)
+    assert "nothing to deploy" in text and "stopped" not in text

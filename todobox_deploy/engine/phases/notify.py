@@ -24,6 +24,11 @@ def message(call: PhaseCall) -> str:
         " then ".join(f"{s} {r}" for s, r in ctx.migration_plan or ())
         or f"upgrade to {cfg.migration.expected_head}"
     )
+    if ctx.nothing_to_deploy:
+        return (
+            f"todobox-deploy: {cfg.target.host} already runs {target} and its database is migrated: "
+            f"nothing to deploy; the app ({cfg.app.service_name}) stays up and is verified."
+        )
     return (
         f"todobox-deploy: deploying {target} to {cfg.target.host} now. The app ({cfg.app.service_name}) "
         f"will be stopped for the database migration ({plan}), then started and verified."
