@@ -68,6 +68,14 @@ print(mark, answer, flush=True)
 """
 
 
+def start_commands(app: AppConfig, action: Action) -> list[list[str]] | None:
+    """The commands step 7 runs, in order: the start, or for a restart the stop and then the start (never
+    the manager's own restart, during which a health poll could take the old process's answer for the
+    new one's); None when one of them is not configured."""
+    commands = [service_command(app, a) for a in (("stop", "start") if action == "restart" else (action,))]
+    return None if any(argv is None for argv in commands) else [argv for argv in commands if argv]
+
+
 def start_and_wait_script(
     app: AppConfig, action: Action, url: str | None, timeout: float, logs: Sequence[str], mark: str
 ) -> str:
@@ -78,15 +86,15 @@ def start_and_wait_script(
 
     Prints, besides the command's output and the poll's changes of answer: ``<mark>-size N PATH`` per log
     before the start, ``<mark>-health ANSWER`` once the poll ends, ``<mark>-rc N`` for the command."""
-    argv = service_command(app, "start" if action == "restart" else action)
-    stop = service_command(app, "stop") if action == "restart" else None
-    if argv is None or (action == "restart" and stop is None):
+    commands = start_commands(app, action)
+    if commands is None:
         raise ValueError(f"no {action} command is configured")
+    *before, argv = commands
     lines = ["t=$(mktemp -d) || exit 70", "trap 'rm -rf -- \"$t\"' EXIT"]
     for log in logs:
         q = shlex.quote(log)
         lines.append(f'printf "%s %s %s\\n" {mark}-size "$(stat -c %s -- {q} 2>/dev/null || echo 0)" {q}')
-    if stop is not None:  # a restart is a stop, then the start: the poll must never see the old process
+    for stop in before:  # a restart is a stop, then the start: the poll must never see the old process
         lines.append(f"{shlex.join(stop)} < /dev/null || {{ echo {mark}-rc $?; exit 0; }}")
     lines.append(f'( {shlex.join(argv)}; echo $? > "$t/rc" ) < /dev/null &')
     if url:

@@ -21,6 +21,7 @@ from todobox_deploy.engine.service import (
     service_command,
     service_not_found,
     start_and_wait_script,
+    start_commands,
 )
 from todobox_deploy.engine.session import DeploySession
 
@@ -249,12 +250,12 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
     if online:  # the old code served through the migration: the downtime is this restart
         call.establish(app_down_at=utc_now(), app_up_at=None)
     action: Action = "restart" if online else "start"
-    commands = [service_command(app, a) for a in (("stop", "start") if online else ("start",))]
-    if any(argv is None for argv in commands):
+    commands = start_commands(app, action)
+    if commands is None:
         return PhaseOutcome.of(
             PhaseStatus.FAILED, f"no {action} command is configured for {app.service_name}", []
         )
-    shown = " && ".join(" ".join(argv or []) for argv in commands)  # a restart: the stop, then the start
+    shown = " && ".join(" ".join(argv) for argv in commands)  # a restart: the stop, then the start
     watch = _StartWatch(sink)
     sink(
         "info",
@@ -269,17 +270,17 @@ def start_app(call: PhaseCall) -> PhaseOutcome:
         facts.append(
             assumed("start", "restart into the new code (online migration)", "the operator's choice")
         )
-    facts.append(_command_fact(session, action, rc, decisive=not app.health_url))
+    facts.append(observed(f"{action} command", f"exit {rc}", shown, decisive=not app.health_url))
     sizes = {log: watch.sizes.get(log, 0) for log in app.log_files}
     rollback = f"todobox-deploy rollback --config {session.config.source}" if session.config.source else ""
-    status_step = (
-        [(shlex.join(argv_s), shlex.join(argv_s))] if (argv_s := service_command(app, "status")) else []
-    )
+    status_argv = service_command(app, "status")
+    status_step = [(shlex.join(status_argv), status_argv)] if status_argv else []
 
     def diagnose() -> None:
-        for result in _log_since(session, sizes, sink, status_step):
-            sink("info", [f"$ {' '.join(argv_s or [])}"])
-            show_output(sink, result)
+        for (title, _), result in zip(
+            status_step, _log_since(session, sizes, sink, status_step), strict=True
+        ):
+            show_output(sink, result, title)
 
     if cancel.is_set():
         return PhaseOutcome.of(PhaseStatus.CANCELLED, "cancelled while starting the app", facts)
