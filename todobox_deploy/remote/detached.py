@@ -129,14 +129,10 @@ class DetachedRun:
     def state(self) -> tuple[str, int | None, int | None]:
         """("absent"|"running"|"finished"|"unknown", exit code, log size)."""
         res = self.conn.capture(self._script(_STATE))
-        parts = res.stdout.split()
-        if res.exit_status != 0 or not parts:
+        words = res.stdout.split()
+        if res.exit_status != 0 or not words:
             raise RemoteError(f"cannot read the state of run {self.run_id}: {res.stderr.strip()}")
-        if parts[0] == "finished":
-            return "finished", int(parts[1]), int(parts[2])
-        if parts[0] == "running":
-            return "running", None, int(parts[1])
-        return parts[0], None, None
+        return _parse_state(words)
 
     def launch(self, script: str, *, stdin: bytes | None = None) -> None:
         if stdin is not None and len(stdin) > MAX_STDIN:
@@ -296,21 +292,29 @@ class DetachedRun:
             rx.close(gave_up)
 
 
+def _parse_state(words: list[str]) -> tuple[str, int | None, int | None]:
+    """``finished RC SIZE`` / ``running SIZE`` / ``unknown [SIZE]`` / ``absent`` as printed by the state
+    and follow scripts. A finished run whose exit code cannot be read is "unknown": never a guess."""
+
+    def number(i: int) -> int | None:
+        word = words[i] if len(words) > i else ""
+        return int(word) if word.lstrip("-").isdigit() else None
+
+    kind = words[0]
+    if kind == "finished":
+        code = number(1)
+        return ("finished", code, number(2)) if code is not None else ("unknown", None, number(2))
+    if kind in ("running", "unknown"):
+        return kind, None, number(1)
+    return kind, None, None
+
+
 def _end_state(stderr: bytes) -> tuple[str, int | None, int | None] | None:
     """The end state the follow script reported on its stderr (as :meth:`DetachedRun.state`), or None."""
     for line in reversed(stderr.decode("utf-8", "replace").splitlines()):
-        parts = line.split()
-        if parts[:1] != [STATE_MARK]:
-            continue
-        if (
-            parts[1:2] == ["finished"]
-            and len(parts) == 4
-            and parts[2].lstrip("-").isdigit()
-            and parts[3].isdigit()
-        ):
-            return "finished", int(parts[2]), int(parts[3])
-        size = parts[2] if parts[1:2] == ["unknown"] and len(parts) == 3 else ""
-        return "unknown", None, int(size) if size.isdigit() else None  # the size: to catch up to
+        words = line.split()
+        if words[:1] == [STATE_MARK] and len(words) > 1:
+            return _parse_state(words[1:])
     return None
 
 
