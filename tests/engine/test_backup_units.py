@@ -645,3 +645,19 @@ def test_no_sql_on_the_none_compression_path_is_lost(tmp_path: Path) -> None:
     back = bc.parse_verify(bc.checked_lines(done.stdout.splitlines(), MARK))
     assert final.read_text() == SQL and back.tables == ("alembic_version", "user")
     assert (back.decompress_status, back.scan_status) == (0, 0) and bc.trailer_ok(back.last_line)
+
+
+def test_checked_as_written_fails_when_the_file_on_disk_differs_from_the_stream() -> None:
+    from todobox_deploy.engine.phases.backup import _judge
+
+    disk, stream = "a" * 64, "b" * 64
+    lines = ["Z 10", "T CREATE TABLE `user` (", f"L {TRAILER} on today", "S 0 0", f"H {disk}  f.gz"]
+    same = bc.parse_verify([*lines, f"W {disk}  -"])
+    assert same.written_sha256 == disk
+    assert _judge(same, "gzip", ["user"], [], as_written=True)[0] is None
+    differs = bc.parse_verify([*lines, f"W {stream}  -"])
+    problem, _ = _judge(differs, "gzip", ["user"], [], as_written=True)
+    assert problem == "sha256: the file on disk differs from the bytes written"
+    missing = bc.parse_verify(lines)  # no W line: the stream's hash is unknown, never assumed equal
+    assert _judge(missing, "gzip", ["user"], [], as_written=True)[0] is not None
+    assert _judge(missing, "gzip", ["user"], [], as_written=False)[0] is None  # a read-back has no stream

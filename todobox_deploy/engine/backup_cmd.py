@@ -320,6 +320,7 @@ class ReadBack:
     scan_status: int | None
     sha256: str | None
     files: tuple[str, ...] = ()  # regular files in the backup directory (names as bash %q prints them)
+    written_sha256: str | None = None  # checked as written: the sha256 of the bytes the dump wrote
 
 
 _CREATE = re.compile(r"CREATE TABLE `((?:[^`]|``)+)`")
@@ -331,6 +332,7 @@ def parse_verify(lines: Iterable[str]) -> ReadBack:
     last: str | None = None
     status: tuple[int | None, int | None] = (None, None)
     sha: str | None = None
+    written: str | None = None
     files: list[str] = []
     for line in lines:
         tag, _, rest = line.partition(" ")
@@ -346,9 +348,11 @@ def parse_verify(lines: Iterable[str]) -> ReadBack:
                 status = (int(parts[0]), int(parts[1]))
         elif tag == "H":
             sha = parse_sha256(rest)
+        elif tag == "W":
+            written = parse_sha256(rest)
         elif tag == "F" and rest:
             files.append(rest)
-    return ReadBack(size, tuple(tables), last, *status, sha, tuple(files))
+    return ReadBack(size, tuple(tables), last, *status, sha, tuple(files), written)
 
 
 def trailer_ok(last_line: str | None) -> bool:

@@ -278,10 +278,6 @@ def _verify_and_record(
     checked = bc.checked_lines(dumped, mark) if mark else []
     if checked:
         problem, back = _judge(bc.parse_verify(checked), compression, tables, passed, as_written=True)
-        if problem is None and back.sha256 != bc.parse_sha256(_tagged(checked, "W") + " "):
-            problem = "sha256: the file on disk differs from the bytes written"
-        elif problem is None:
-            passed.append("the file on disk hashed again: the same sha256 as the bytes written")
     else:
         problem, back = _check_file(call, final, compression, tables, passed)
     if problem is not None:
@@ -325,12 +321,6 @@ def _check_file(
     return _judge(bc.parse_verify(out), compression, tables, passed, as_written=False)
 
 
-def _tagged(lines: Sequence[str], tag: str) -> str:
-    """The rest of the last ``TAG ...`` line, or ""."""
-    found = [line[len(tag) + 1 :] for line in lines if line.startswith(tag + " ")]
-    return found[-1] if found else ""
-
-
 def _judge(
     back: bc.ReadBack, compression: Compression, tables: Sequence[str], passed: list[str], *, as_written: bool
 ) -> tuple[str | None, bc.ReadBack]:
@@ -357,6 +347,10 @@ def _judge(
     if back.sha256 is None:
         return "sha256: sha256sum gave no checksum", back
     passed.append("sha256")
+    if as_written:
+        if back.written_sha256 != back.sha256:
+            return "sha256: the file on disk differs from the bytes written", back
+        passed.append("the file on disk hashed again: the same sha256 as the bytes written")
     return None, back
 
 
