@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import RemoteError
+from .secrets import decoded
 from .stream import run_on_channel
 
 if TYPE_CHECKING:
@@ -109,13 +110,9 @@ def capture_steps(
         link_state=conn.link_state,
     )
     if rc != 0:
-        why = bytes(chunks["stderr"]).decode("utf-8", "backslashreplace").strip()
+        why = decoded(chunks["stderr"], secrets).strip()
         raise RemoteError(f"a batch of host commands failed (exit {rc}): {why or 'no message'}")
-
-    def text(raw: bytes) -> str:
-        s = raw.decode("utf-8", "backslashreplace")
-        return secrets.redact(s) if secrets else s
-
     return [
-        StepResult(code, text(o), text(e), secs) for code, o, e, secs in parse_batch(bytes(chunks["stdout"]))
+        StepResult(code, decoded(o, secrets), decoded(e, secrets), secs)
+        for code, o, e, secs in parse_batch(bytes(chunks["stdout"]))
     ]

@@ -34,7 +34,7 @@ from .errors import (
 )
 from .hostkeys import KnownHosts, default_known_hosts_files, default_pin_file, fingerprint, pin_host_key
 from .lines import LineBatcher
-from .secrets import ByteSink, RedactedBytes, Secrets
+from .secrets import ByteSink, RedactedBytes, Secrets, decoded
 from .sshconfig import Endpoint, ResolvedTarget, resolve
 from .stream import run_on_channel
 
@@ -426,12 +426,7 @@ class SshConnection:
             kill_group=self.kill_group,
             link_state=self.link_state,
         )
-
-        def text(b: bytearray) -> str:
-            s = bytes(b).decode("utf-8", "backslashreplace")
-            return secrets.redact(s) if secrets else s
-
-        return CommandResult(rc, text(out["stdout"]), text(out["stderr"]))
+        return CommandResult(rc, decoded(out["stdout"], secrets), decoded(out["stderr"], secrets))
 
     def run_detached(
         self,

@@ -53,6 +53,13 @@ class Secrets:
         return data.decode("utf-8", "backslashreplace")
 
 
+def decoded(data: bytes | bytearray, secrets: Secrets | None) -> str:
+    """Captured host output as text: UTF-8, bytes that are not shown as ``\\xNN``, every known secret
+    masked."""
+    text = bytes(data).decode("utf-8", "backslashreplace")
+    return secrets.redact(text) if secrets else text
+
+
 def probes(patterns: list[bytes]) -> list[bytes]:
     """Byte strings that every pattern starts with one of: a secret's raw and URL-encoded forms share their
     start (up to the first character that needs encoding), so one scan for that usually stands for all."""
