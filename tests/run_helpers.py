@@ -15,10 +15,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 PROMPT = "[y/N] "
+JOURNAL_LINE = re.compile(r"(?m)^journal: (\S+)$")  # what run, rollback and demo print first
 CLI = [sys.executable, "-m", "todobox_deploy"]
 
 # ``python -c`` launcher: ``todobox-deploy`` with the phases named in argv[1] (comma-separated) made "not
@@ -258,12 +260,12 @@ class PlainProcess:
     @property
     def journal(self) -> Path:
         """The session journal the run names in its first lines (``journal: <path>``)."""
-        regex = re.compile(r"(?m)^journal: (\S+)$")
         with self._changed:
             self._changed.wait_for(
-                lambda: regex.search(self._out.decode("utf-8", "replace")) or self._out_closed, timeout=60
+                lambda: JOURNAL_LINE.search(self._out.decode("utf-8", "replace")) or self._out_closed,
+                timeout=60,
             )
-            match = regex.search(self._out.decode("utf-8", "replace"))
+            match = JOURNAL_LINE.search(self._out.decode("utf-8", "replace"))
         if match is None:
             raise self._fail("no `journal: <path>` line")
         return Path(match.group(1))
@@ -347,3 +349,56 @@ class PlainProcess:
         self.close_stdin()
         for reader in self._readers:
             reader.join(10)
+
+
+def journal_in(output: str, stderr: str = "") -> Path:
+    """The session journal a finished run's output names (``journal: <path>``)."""
+    match = JOURNAL_LINE.search(output)
+    assert match, output + stderr
+    return Path(match.group(1))
+
+
+def app_status(url: str, timeout: float = 5.0) -> int | None:
+    """The HTTP status ``url`` answers (errors included), None when nothing answers."""
+    from todobox_deploy.sandbox.http import http_status
+
+    try:
+        return http_status(url, timeout=timeout)
+    except OSError:
+        return None
+
+
+def health_url(config: Path) -> str:
+    """The health URL a deploy config names (the sandbox's always names one)."""
+    from todobox_deploy.config import load_config
+
+    url = load_config(config).app.health_url
+    assert url, f"{config} names no [app] health_url"
+    return url
+
+
+class HealthWatch:
+    """Polls a health URL every 50 ms while active: when, and what it answered (None: nothing)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[datetime, int | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="health-watch")
+
+    @property
+    def answers(self) -> list[int | None]:
+        return [status for _, status in self.samples]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((datetime.now(UTC), app_status(self.url)))
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)

@@ -16,21 +16,30 @@ import contextlib
 import re
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
-from run_helpers import PlainProcess, events, private_config, run_cli, wait_for_event, wait_until
+from run_helpers import (
+    HealthWatch,
+    PlainProcess,
+    app_status,
+    events,
+    health_url,
+    journal_in,
+    private_config,
+    run_cli,
+    wait_for_event,
+    wait_until,
+)
 from statement_log import StatementLog
 
 from todobox_deploy.journal.verify import verify_journal
 from todobox_deploy.sandbox.appdb import BUG_REVISION, FIX_REVISION
 from todobox_deploy.sandbox.deploy_toml import MIGRATION_FILE
 from todobox_deploy.sandbox.gitrepo import git
-from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo, sandbox_restore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -80,46 +89,6 @@ def _ddl_waiting(info: SandboxInfo) -> bool:
 
 def _head(info: SandboxInfo) -> str:
     return git("rev-parse", "HEAD", cwd=info.app_dir)
-
-
-def _health(info: SandboxInfo) -> str:
-    return info.app_url.rsplit("/", 1)[0] + "/health"
-
-
-def _status(url: str) -> int | None:
-    try:
-        return http_status(url, timeout=5)
-    except OSError:
-        return None
-
-
-class HealthWatch:
-    """Polls the app's health URL while active: every answer it got (None: nothing answered)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.answers: list[int | None] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="health-watch")
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.answers.append(_status(self.url))
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> HealthWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
-def _journal(output: str) -> Path:
-    match = re.search(r"(?m)^journal: (\S+)$", output)
-    assert match, output
-    return Path(match.group(1))
 
 
 def _yes_run(config: Path, state: Path) -> subprocess.CompletedProcess[str]:
@@ -217,7 +186,7 @@ def test_killed_mid_migration_the_next_run_reattaches_and_never_migrates_twice(
     (migrated,) = events(second_journal, "phase_finished", phase="migrate")
     assert migrated["status"] == "ok" and migrated["facts"]["run id"] == run_dir.name, migrated
     assert _db_state(info)[0] == [FIX_REVISION]
-    assert _status(info.app_url) == 200
+    assert app_status(info.app_url) == 200
     assert verify_journal(first_journal).ok and verify_journal(second_journal).ok
 
 
@@ -288,13 +257,13 @@ def test_a_broken_revision_graph_is_refused_before_the_stop(
     config = private_config(info.config, tmp_path)
     pushed = _push_to_origin(info, change)
     head, db_before = _head(info), _db_state(info)
-    with HealthWatch(_health(info)) as watch:
+    with HealthWatch(health_url(info.config)) as watch:
         run = _yes_run(config, tmp_path / "state")
     out = run.stdout
     assert run.returncode == 1, out[-4000:] + run.stderr
     assert f"preflight did not succeed: {says.format(commit=pushed[:12])}" in out, out
     assert "(nothing was stopped)" in out and "host state: app up" in out, out
-    journal = _journal(out)
+    journal = journal_in(out)
     assert _context_value(journal, "commit_target") == pushed  # the pushed commit was the one judged
     assert not events(journal, "phase_started", phase="stop_app")
     assert [e["phase"] for e in events(journal, "phase_started")] == ["backup", "preflight"]
@@ -338,14 +307,14 @@ def test_a_backup_filesystem_too_small_is_refused_before_the_stop(
         assert f'directory = "{tiny}"' in text
         config.write_text(text)
         head, db_before = _head(info), _db_state(info)
-        with HealthWatch(_health(info)) as watch:
+        with HealthWatch(health_url(info.config)) as watch:
             run = _yes_run(config, tmp_path / "state")
         left = list(tiny.iterdir())
     out = run.stdout
     assert run.returncode == 1, out[-4000:] + run.stderr
     assert "backup did not succeed: refused before dumping:" in out, out
     assert f"free in {tiny}; needs up to" in out and "host state: app up" in out, out
-    journal = _journal(out)
+    journal = journal_in(out)
     assert [e["phase"] for e in events(journal, "phase_started")] == ["backup"]
     assert left == []  # nothing was written to the small filesystem
     assert watch.answers and set(watch.answers) == {200}, watch.answers

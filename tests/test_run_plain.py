@@ -25,7 +25,10 @@ import pytest
 from run_helpers import (
     PlainProcess,
     SecretWatch,
+    app_status,
     events,
+    health_url,
+    journal_in,
     pid_gone,
     private_config,
     read_events,
@@ -36,7 +39,6 @@ from run_helpers import (
 from todobox_deploy.core.envfile import password_in_env_text
 from todobox_deploy.engine.lock import LockOwner
 from todobox_deploy.sandbox.appdb import BUG_REVISION, DB_NAME, FIX_REVISION
-from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo, sandbox_restore
 from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 
@@ -89,24 +91,17 @@ def config(sandbox_reset: SandboxInfo, tmp_path: Path) -> Iterator[Path]:
     sandbox_restore(sandbox_reset.directory)
 
 
+def _status(url: str) -> int | None:
+    """The app's HTTP status, None when nothing answers (10 s to answer: the host is busy deploying)."""
+    return app_status(url, timeout=10)
+
+
 def _state(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
 def _lock_file(tmp_path: Path) -> Path:
     return tmp_path / "runs" / "deploy.lock"
-
-
-def _health_url(info: SandboxInfo) -> str:
-    return info.app_url.rsplit("/", 1)[0] + "/health"
-
-
-def _status(url: str) -> int | None:
-    """The app's HTTP status, None when nothing answers."""
-    try:
-        return http_status(url, timeout=10)
-    except OSError:
-        return None
 
 
 def _head(info: SandboxInfo) -> str:
@@ -344,9 +339,7 @@ def _yes_run(
         timeout=180,
         by_hand=by_hand,
     )
-    match = re.search(r"(?m)^journal: (\S+)$", done.stdout)
-    assert match, done.stdout + done.stderr
-    return done, Path(match.group(1))
+    return done, journal_in(done.stdout, done.stderr)
 
 
 def test_plain_yes_stops_at_a_phase_done_by_hand_and_changes_nothing(
@@ -356,7 +349,7 @@ def test_plain_yes_stops_at_a_phase_done_by_hand_and_changes_nothing(
     info, state = sandbox_reset, _state(tmp_path)
     commit = _head(info)
     dumps = sorted((info.directory / "backups").iterdir())
-    assert (_status(info.app_url), _status(_health_url(info))) == (500, 200)
+    assert (_status(info.app_url), _status(health_url(info.config))) == (500, 200)
 
     done, journal = _yes_run(config, state, by_hand=("backup",))
 
@@ -377,7 +370,7 @@ def test_plain_yes_stops_at_a_phase_done_by_hand_and_changes_nothing(
     assert _verify(journal, state).returncode == 0
 
     # nothing changed on the host: the app still answers (with the bug), same commit, no dump, no lock
-    assert (_status(info.app_url), _status(_health_url(info))) == (500, 200)
+    assert (_status(info.app_url), _status(health_url(info.config))) == (500, 200)
     assert _head(info) == commit
     assert sorted((info.directory / "backups").iterdir()) == dumps
     assert not _lock_file(tmp_path).exists()
@@ -428,10 +421,8 @@ def test_plain_yes_deploys_unattended_and_rollback_yes_puts_everything_back(
     assert _revision(info) == [BUG_REVISION]
     assert _checksum(info) == checksum_before
     assert _head(info) == commit_before
-    assert _status(_health_url(info)) == 200
-    match = re.search(r"(?m)^journal: (\S+)$", back.stdout)
-    assert match, back.stdout
-    rolled = Path(match.group(1))
+    assert _status(health_url(info.config)) == 200
+    rolled = journal_in(back.stdout)
     (header,) = events(rolled, "session_started")
     assert header["kind"] == "rollback" and header["deploy_session"] == str(journal.parent)
     assert events(rolled, "session_ended", exit_code=0)
@@ -530,7 +521,7 @@ def test_resume_after_kill_at_the_stop_gate(
     assert first.output.endswith("Confirm? [y/N] ")
     first.kill()
     assert not events(first_journal, "session_ended")
-    assert _status(_health_url(info)) is None  # the app is down now
+    assert _status(health_url(info.config)) is None  # the app is down now
     assert _lock_file(tmp_path).exists()  # left behind by the killed run
 
     second = spawn(config, operator="bob")
@@ -565,7 +556,7 @@ def test_resume_after_kill_at_the_stop_gate(
     assert events(second_journal, "lock_taken", take_over=True)  # the killed holder is provably gone
     assert not (second_journal.parent / "transcripts" / "stop_app.log").exists()
     assert _verify(second_journal, state).returncode == 0
-    assert _status(_health_url(info)) is None  # still down: nobody started it
+    assert _status(health_url(info.config)) is None  # still down: nobody started it
 
     # the second session ended properly: no offer to resume it
     third = spawn(config, operator="carol")
@@ -653,6 +644,6 @@ def test_resume_after_kill_during_deploy_code_never_stops_the_app_again(
     assert "stopped at deploy_code: not confirmed" in second.output
     assert events(second_journal, "phase_finished", phase="deploy_code", status="ok")
     assert _head(info) == _context(second_journal)["commit_target"] != commit_before  # fast-forwarded
-    assert _status(_health_url(info)) is None  # still down: never started (nor stopped again)
+    assert _status(health_url(info.config)) is None  # still down: never started (nor stopped again)
     assert (info.directory / "logs" / "app.log").read_text().count("Handling signal: term") == stops_before
     assert _verify(second_journal, state).returncode == 0

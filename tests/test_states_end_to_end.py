@@ -4,23 +4,17 @@ stop, the app still up)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from run_helpers import events, private_config, run_cli
+from run_helpers import HealthWatch, app_status, events, health_url, journal_in, private_config, run_cli
 
-from todobox_deploy.config import load_config
 from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-def _journal(output: str) -> Path:
-    return Path(next(line.split(": ", 1)[1] for line in output.splitlines() if line.startswith("journal: ")))
 
 
 def test_an_app_that_cannot_import_is_migrated_standalone(
@@ -30,12 +24,12 @@ def test_an_app_that_cannot_import_is_migrated_standalone(
     config = private_config(info.config, tmp_path)
     run = run_cli(["run", "--config", str(config), "--plain", "--yes"], tmp_path / "state", timeout=280)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr
-    journal = _journal(run.stdout)
+    journal = journal_in(run.stdout)
     (migrate,) = events(journal, "phase_finished", phase="migrate")
     assert migrate["status"] == "ok" and "standalone mode" in migrate["summary"]
     mode = migrate["facts"]["mode"]
     assert mode.startswith("standalone (auto: the app does not import") and "1054" in mode
-    assert http_status(info.app_url) == 200  # the user list answers again
+    assert app_status(info.app_url) == 200  # the user list answers again
 
 
 def test_a_renamed_wsgi_module_is_refused_before_the_stop(
@@ -47,7 +41,7 @@ def test_a_renamed_wsgi_module_is_refused_before_the_stop(
     assert run.returncode == 1, run.stdout[-4000:] + run.stderr
     assert "wsgi.py (what the process manager loads) does not exist" in run.stdout
     assert "nothing was stopped" in run.stdout and "host state: app up" in run.stdout
-    journal = _journal(run.stdout)
+    journal = journal_in(run.stdout)
     assert not events(journal, "phase_started", phase="stop_app")
     assert http_status(info.app_url) == 500  # still serving (the bug state's user list), never stopped
 
@@ -59,31 +53,12 @@ def test_online_migration_keeps_the_app_serving_until_the_restart(
     the migration runs under it, and the downtime is the restart into the new code."""
     info = sandbox_reset
     config = private_config(info.config, tmp_path)
-    health = load_config(info.config).app.health_url
-    assert health
-    samples: list[tuple[datetime, int | None]] = []
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            try:
-                status: int | None = http_status(health, timeout=2)
-            except OSError:
-                status = None
-            samples.append((datetime.now(UTC), status))
-            done.wait(0.05)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with HealthWatch(health_url(info.config)) as watch:
         run = run_cli(
             ["run", "--config", str(config), "--plain", "--yes", "--online"], tmp_path / "state", timeout=280
         )
-    finally:
-        done.set()
-        watcher.join()
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr
-    journal = _journal(run.stdout)
+    journal = journal_in(run.stdout)
     assert events(journal, "online_migration_chosen")
     (stop,) = events(journal, "phase_finished", phase="stop_app")
     assert "left running" in stop["summary"]
@@ -94,11 +69,11 @@ def test_online_migration_keeps_the_app_serving_until_the_restart(
         changes.update(entry["changes"])
     down = datetime.fromisoformat(changes["app_down_at"])
     up = datetime.fromisoformat(changes["app_up_at"])
-    before_restart = [status for at, status in samples if at < down]
+    before_restart = [status for at, status in watch.samples if at < down]
     assert before_restart and all(s == 200 for s in before_restart)  # served through backup .. migration
-    assert any(s != 200 for at, s in samples if down <= at <= up)  # the restart really took it down
+    assert any(s != 200 for at, s in watch.samples if down <= at <= up)  # the restart really took it down
     assert (up - down).total_seconds() < 30
-    assert http_status(info.app_url) == 200
+    assert app_status(info.app_url) == 200
 
 
 def test_nothing_to_deploy_leaves_the_app_running(
@@ -108,28 +83,10 @@ def test_nothing_to_deploy_leaves_the_app_running(
     the app is never stopped (its health URL answers 200 throughout) and nothing is migrated."""
     info = sandbox_state("fixed")
     config = private_config(info.config, tmp_path)
-    health = load_config(info.config).app.health_url
-    assert health
-    samples: list[int | None] = []
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            try:
-                samples.append(http_status(health, timeout=2))
-            except OSError:
-                samples.append(None)
-            done.wait(0.05)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with HealthWatch(health_url(info.config)) as watch:
         run = run_cli(["run", "--config", str(config), "--plain", "--yes"], tmp_path / "state", timeout=280)
-    finally:
-        done.set()
-        watcher.join()
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr
-    journal = _journal(run.stdout)
+    journal = journal_in(run.stdout)
     (preflight,) = events(journal, "phase_finished", phase="preflight")
     assert "the app is not stopped" in preflight["facts"]["nothing to deploy"]
     for phase in ("stop_app", "start_app"):
@@ -137,4 +94,4 @@ def test_nothing_to_deploy_leaves_the_app_running(
         assert "left running: nothing to deploy" in finished["summary"], finished
     (migrate,) = events(journal, "phase_finished", phase="migrate")
     assert migrate["summary"].startswith("nothing to migrate") and "nothing was run" in migrate["summary"]
-    assert samples and all(s == 200 for s in samples), samples  # no downtime at all
+    assert watch.answers and all(s == 200 for s in watch.answers), watch.answers  # no downtime at all

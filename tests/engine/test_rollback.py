@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import private_config, read_events, wait_until
+from run_helpers import app_status, private_config, read_events, wait_until
 
 from todobox_deploy.checklist.progress import ACCEPTABLE
 from todobox_deploy.config import DeployConfig, load_config
@@ -28,7 +28,6 @@ from todobox_deploy.journal.journal import Journal
 from todobox_deploy.plain import Console, PlainRun
 from todobox_deploy.remote.connection import SshConnection
 from todobox_deploy.sandbox.appdb import BUG_REVISION, DB_NAME, FIX_REVISION
-from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo, sandbox_restore
 from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 
@@ -89,14 +88,7 @@ class Host:
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         health = str(self.config.app.health_url)
-        wait_until(lambda: _status(health) == 200, 30, f"{health} to answer 200")
-
-
-def _status(url: str) -> int | None:
-    try:
-        return http_status(url, timeout=2)
-    except OSError:
-        return None
+        wait_until(lambda: app_status(health, timeout=2) == 200, 30, f"{health} to answer 200")
 
 
 @pytest.fixture
@@ -219,7 +211,7 @@ def test_a_completed_deploy_is_rolled_back_by_an_explicit_downgrade(host: Host) 
     )  # one log, read twice
     assert h.revision() == [BUG_REVISION]
     assert h.git("rev-parse", "HEAD") == before
-    assert _status(str(h.config.app.health_url)) == 200
+    assert app_status(str(h.config.app.health_url), timeout=2) == 200
     # d1f2e3c4b5a6's downgrade is a no-op: the column and its index stay, all NULL. On MariaDB 10.11 a
     # trailing all-NULL column leaves CHECKSUM TABLE unchanged, so it equals the one before the deploy
     assert "api_token" in h.columns()
@@ -274,7 +266,7 @@ def test_a_half_applied_database_is_restored_after_showing_the_loss(host: Host) 
     assert h.revision() == [BUG_REVISION]
     assert "api_token" not in h.columns()
     assert h.git("rev-parse", "HEAD") == before
-    assert _status(str(h.config.app.health_url)) == 200
+    assert app_status(str(h.config.app.health_url), timeout=2) == 200
     assert h.checksum() == checksum_before
     verify = outcomes["rollback_verify"]
     assert verify.status.value == "ok", verify.summary

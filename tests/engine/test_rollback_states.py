@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import events, private_config
+from run_helpers import app_status, events, health_url, journal_in, private_config
 
 from todobox_deploy.cli import run_deploy
 from todobox_deploy.config import ExpectedSchema, load_config
@@ -26,7 +26,6 @@ from todobox_deploy.journal.verify import verify_journal
 from todobox_deploy.plain import Console
 from todobox_deploy.sandbox.appdb import BUG_REVISION, FIX_REVISION
 from todobox_deploy.sandbox.gitrepo import git
-from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo
 from todobox_deploy.sandbox.mariadb import ThrowawayMariaDB
 
@@ -53,10 +52,7 @@ def _seen(info: SandboxInfo) -> Seen:
             checksum = str(cur.fetchone()[1])
     finally:
         conn.close()
-    try:
-        health: int | None = http_status(info.app_url.rsplit("/", 1)[0] + "/health", timeout=5)
-    except OSError:
-        health = None
+    health = app_status(health_url(info.config))
     return Seen(revision, checksum, git("rev-parse", "HEAD", cwd=info.app_dir), health)
 
 
@@ -72,10 +68,6 @@ def _run(config: Path, *, rollback: bool) -> tuple[int, str]:
         rollback=rollback,
     )
     return code, out.getvalue()
-
-
-def _journal(output: str) -> Path:
-    return Path(next(ln.split(": ", 1)[1] for ln in output.splitlines() if ln.startswith("journal: ")))
 
 
 def test_a_deploy_that_found_the_head_already_is_not_downgraded_below_it() -> None:
@@ -144,11 +136,11 @@ def test_rollback_after_a_deploy_puts_the_state_back(
 
     code, out = _run(config, rollback=False)
     assert code == deploy_code, out[-4000:]
-    deploy = _journal(out)
+    deploy = journal_in(out)
     code, out = _run(config, rollback=True)
     assert code == exits.OK, out[-4000:]
     assert "rollback complete" in out
-    rolled = _journal(out)
+    rolled = journal_in(out)
 
     after = _seen(info)
     assert after.revision == before.revision, out[-3000:]

@@ -5,23 +5,16 @@ from __future__ import annotations
 import shlex
 
 import pytest
+from run_helpers import app_status
 
 from todobox_deploy.config import AppConfig, load_config
 from todobox_deploy.core.outcome import PhaseStatus
 from todobox_deploy.engine.service import parse_probe, service_command, start_and_wait_script
-from todobox_deploy.sandbox.http import http_status
 from todobox_deploy.sandbox.manager import SandboxInfo
 
 from .conftest import RunPhase
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-def _status(url: str) -> int | None:
-    try:
-        return http_status(url)
-    except OSError:
-        return None
 
 
 def test_service_commands_per_manager() -> None:
@@ -41,19 +34,19 @@ def test_service_commands_per_manager() -> None:
 def test_stop_then_start_with_evidence(sandbox_reset: SandboxInfo, run_phase: RunPhase) -> None:
     config = load_config(sandbox_reset.config)
     assert config.app.health_url is not None
-    assert _status(config.app.health_url) == 200
+    assert app_status(str(config.app.health_url)) == 200
     stopped, seen, _ = run_phase("stop_app", config)
     assert stopped.status is PhaseStatus.OK, stopped.summary
     refused = "down ConnectionRefusedError [Errno 111] Connection refused"
     assert stopped.fact("health") == f"down (observed: {refused})"  # a refused connection: proof of down
-    assert _status(config.app.health_url) is None  # really down, seen from here too
+    assert app_status(str(config.app.health_url)) is None  # really down, seen from here too
     assert any("STOPPED" in line for _, line in seen)  # supervisorctl status streamed
     started, seen, _ = run_phase("start_app", config)
     # up, but the user list still fails: the migration has not run (the sandbox's bug state)
     assert started.status is PhaseStatus.WARNING, started.summary
     assert started.fact("health") == "200" and started.fact("check") == "500"
     assert any("Unknown column 'user.api_token'" in line for _, line in seen)  # the log's tail
-    assert _status(config.app.health_url) == 200
+    assert app_status(str(config.app.health_url)) == 200
 
 
 def test_a_restart_is_the_stop_then_the_start_with_the_poll_after_the_stop() -> None:
