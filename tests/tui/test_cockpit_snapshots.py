@@ -80,16 +80,7 @@ def test_failed_phase_with_rollback_offered(
     app = build_app(config=DEMO_CONFIG)
 
     async def fail_migration(pilot: Pilot[Any]) -> None:
-        for _ in (
-            "backup",
-            "preflight",
-            "rehearsal",
-            "notify",
-            "stop_app",
-            "deploy_code",
-            "verify_files",
-            "db_check",
-        ):
+        while app.progress.next_phase() != "migrate":  # every phase up to the migration
             await run_and_confirm(pilot, app)
         await pilot.press("g")
         await through_gates(pilot, app)
@@ -139,16 +130,7 @@ def test_wizard_80x24(
     app = build_app(config=DEMO_CONFIG)
 
     async def to_downtime(pilot: Pilot[Any]) -> None:
-        for _ in (
-            "backup",
-            "preflight",
-            "rehearsal",
-            "notify",
-            "stop_app",
-            "deploy_code",
-            "verify_files",
-            "db_check",
-        ):
+        while app.progress.next_phase() != "migrate":  # every phase up to the migration
             await run_and_confirm(pilot, app)
         await settled(pilot)
 
