@@ -35,6 +35,7 @@ from tests.remote.sshd_target import (  # noqa: E402
     RekeyingSshd,
     counting_rekeys,
     make_conn,
+    openssh_argv,
     target_for,
 )
 from todobox_deploy.remote import connection as connmod  # noqa: E402
@@ -83,28 +84,6 @@ class Deliveries:
         self.last = now
 
 
-def _ssh_base(sshd: ThrowawaySshd, cipher: str) -> list[str]:
-    return [
-        "ssh",
-        "-q",
-        "-i",
-        str(sshd.client_key),
-        "-o",
-        f"UserKnownHostsFile={sshd.known_hosts}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-F",
-        "/dev/null",
-        "-c",
-        cipher,
-        "-p",
-        str(sshd.port),
-        f"{sshd.user}@{sshd.host}",
-    ]
-
-
 class Bench:
     def __init__(
         self,
@@ -130,7 +109,7 @@ class Bench:
         return Run(time.perf_counter() - t0, _cpu() - cpu, seen.gap, self.rekeys.count - before)
 
     def openssh(self) -> Run:
-        base = _ssh_base(self.sshd, self.cipher)
+        base = openssh_argv(self.sshd, "-c", self.cipher)
         t0, cpu = time.perf_counter(), _cpu(children=True)
         subprocess.run([*base, "true"], check=True)
         connect, connect_cpu = time.perf_counter() - t0, _cpu(children=True) - cpu

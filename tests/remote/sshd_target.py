@@ -25,6 +25,29 @@ class RekeyingSshd(ThrowawaySshd):
         return super()._config_text() + f"RekeyLimit {self.rekey_limit}\n"
 
 
+def openssh_argv(sshd: ThrowawaySshd, *options: str, program: str = "ssh") -> list[str]:
+    """OpenSSH's ``ssh`` to the throwaway server (key, pinned host key, no config file, no prompts), with
+    ``options`` (e.g. ``-c CIPHER``) before the destination; the remote command goes after it."""
+    return [
+        program,
+        "-q",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(sshd.client_key),
+        "-o",
+        f"UserKnownHostsFile={sshd.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        *options,
+        "-p",
+        str(sshd.port),
+        f"{sshd.user}@{sshd.host}",
+    ]
+
+
 def target_for(sshd: ThrowawaySshd, **overrides: Any) -> TargetConfig:
     """The sshd as a deploy target: its operator key and known_hosts, no user ssh_config."""
     target = TargetConfig(

@@ -26,6 +26,7 @@ from todobox_deploy.remote.secrets import MASK, RedactedBytes, Secrets, StreamRe
 from todobox_deploy.sandbox.sshd import ThrowawaySshd
 
 from .conftest import CuttableProxy, make_conn
+from .sshd_target import openssh_argv
 
 ALL_BYTES = bytes(range(256))
 REPO = Path(__file__).resolve().parents[2]
@@ -158,23 +159,7 @@ def _ssh(sshd: ThrowawaySshd) -> list[str]:
     ssh = shutil.which("ssh")
     if ssh is None:
         pytest.skip("OpenSSH client not installed")
-    return [
-        ssh,
-        "-q",
-        "-F",
-        "/dev/null",
-        "-i",
-        str(sshd.client_key),
-        "-o",
-        f"UserKnownHostsFile={sshd.known_hosts}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-p",
-        str(sshd.port),
-        f"{sshd.user}@{sshd.host}",
-    ]
+    return openssh_argv(sshd, program=ssh)
 
 
 class Runner:
