@@ -89,6 +89,7 @@ def test_nothing_to_deploy_leaves_the_app_running(
     journal = journal_in(run.stdout)
     (preflight,) = events(journal, "phase_finished", phase="preflight")
     assert "the app is not stopped" in preflight["facts"]["nothing to deploy"]
+    assert preflight["summary"].startswith("nothing to deploy (the app is not stopped); ")
     for phase in ("stop_app", "start_app"):
         (finished,) = events(journal, "phase_finished", phase=phase)
         assert "left running: nothing to deploy" in finished["summary"], finished

@@ -3,6 +3,7 @@ the stop leaves the app serving and the start restarts it (the downtime is the r
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 from typing import Any
@@ -11,6 +12,7 @@ from todobox_deploy.checklist.data import CHECKLIST
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.engine.flow import DeployFlow
+from todobox_deploy.engine.phases import PHASES
 from todobox_deploy.engine.phases.service import start_app, stop_app
 from todobox_deploy.engine.phases.spec import PhaseCall, PhaseSpec
 from todobox_deploy.plain import Console, PlainRun
@@ -107,3 +109,17 @@ def test_a_probe_that_errs_is_never_proof_that_the_app_is_down() -> None:
     assert outcome.status is PhaseStatus.FAILED and "cannot verify" in outcome.summary
     refused = stopped("down ConnectionRefusedError [Errno 111] Connection refused")
     assert stop_app(_call(refused, DeployContext())).status is PhaseStatus.OK
+
+
+def test_the_stop_changes_the_host_only_when_it_really_stops_the_app() -> None:
+    """What the TUI's second, deliberate confirmation keys on: chosen online (or nothing to deploy), the
+    stop leaves the app running, so it is not a destructive step then."""
+    flow, _ = flow_with(additive)
+    for phase in ("stop_app", "migrate", "start_app"):
+        flow.phases[phase] = PHASES[phase]
+    run_until_stop(flow)
+    assert all(flow.changes_host_now(p) for p in ("stop_app", "migrate", "start_app"))
+    flow.choose_online(True)
+    assert not flow.changes_host_now("stop_app") and flow.changes_host_now("migrate")
+    flow.context = dataclasses.replace(flow.context, nothing_to_deploy=True)
+    assert not flow.changes_host_now("migrate") and not flow.changes_host_now("start_app")

@@ -61,6 +61,7 @@ class ScriptedPhases:
                 phase_id,
                 None if phase_id in self.manual else self._body(phase_id),
                 changes_host=PHASES[phase_id].changes_host,
+                idle_when=PHASES[phase_id].idle_when,
             )
             for phase_id in CHECKLIST.phases()
         }

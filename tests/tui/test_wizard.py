@@ -488,7 +488,10 @@ async def test_online_migration_offered_at_the_stop_gate(
         assert isinstance(app.focused, Button) and app.focused.id == "ask-no"  # the checklist's way
         assert scripted.runs == ["backup", "preflight", "rehearsal", "notify"]  # nothing stopped yet
         await pilot.press(answer)
-        await through_gates(pilot, app)  # stopping the app is destructive: its name is typed first
+        await wait_for(pilot, lambda: isinstance(app.screen, (ConfirmPhase, DestructiveConfirm)))
+        # stopping the app is destructive: its name is typed first; chosen online, nothing is stopped
+        assert isinstance(app.screen, DestructiveConfirm) is not online
+        await through_gates(pilot, app)
         assert scripted.runs[-1] == "stop_app" and app.flow.context.online_migration is online
     chosen = [e["event"] for e in journal if e["event"].startswith("online_migration_")]
     assert chosen == ["online_migration_chosen" if online else "online_migration_declined"]

@@ -133,6 +133,11 @@ class DeployFlow:
         node = self.node(phase_id)
         return node.title if node else phase_id
 
+    def changes_host_now(self, phase_id: str) -> bool:
+        """Whether running ``phase_id`` now changes the host (see :meth:`PhaseSpec.changes_host_now`)."""
+        spec = self.phases.get(phase_id)
+        return spec is not None and spec.changes_host_now(self.context)
+
     def next_phase(self) -> str | None:
         return self.progress.next_phase()
 

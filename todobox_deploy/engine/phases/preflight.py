@@ -9,6 +9,7 @@ migration changes (so that a rollback can be compared with it).
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Callable
 
@@ -110,7 +111,12 @@ def preflight(call: PhaseCall) -> PhaseOutcome:
                 f"the host already runs {target[:12]} and the database is done: the app is not stopped",
                 "the commit and the database state above",
             )
-    return _conclude(checks, verdict)
+    outcome = _conclude(checks, verdict)
+    if call.context.nothing_to_deploy:  # said first: the steps that follow leave the app running
+        return dataclasses.replace(
+            outcome, summary=f"nothing to deploy (the app is not stopped); {outcome.summary}"
+        )
+    return outcome
 
 
 def _check_work_tree(

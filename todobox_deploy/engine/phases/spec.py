@@ -56,9 +56,15 @@ class PhaseSpec:
     detached: bool = False  # runs on the host detached from the SSH channel (survives a dropped link)
     timeout: float | None = None  # seconds; the flow cancels the phase after it
     needs: tuple[str, ...] = ()  # DeployContext fields an earlier phase must have set
+    idle_when: tuple[str, ...] = ()  # DeployContext flags under which it leaves the host as it is
 
     def __post_init__(self) -> None:
         known = {f.name for f in dataclasses.fields(DeployContext)}
-        unknown = [n for n in self.needs if n not in known]
+        unknown = [n for n in (*self.needs, *self.idle_when) if n not in known]
         if unknown:
-            raise ValueError(f"phase {self.id}: needs unknown context field(s) {unknown}")
+            raise ValueError(f"phase {self.id}: names unknown context field(s) {unknown}")
+
+    def changes_host_now(self, context: DeployContext) -> bool:
+        """Whether running it now changes the host: it is a changing phase and no ``idle_when`` flag is
+        set (e.g. the stop, when the online migration was chosen or there is nothing to deploy)."""
+        return self.changes_host and not any(getattr(context, flag) for flag in self.idle_when)

@@ -409,7 +409,8 @@ class WizardScreen(Screen[None]):
                 partial(self._online_answered, phase_id),
             )
             return False
-        if phase_id in DESTRUCTIVE and not deliberate and ready and self.flow.can_run(phase_id):
+        destructive = phase_id in DESTRUCTIVE and self.flow.changes_host_now(phase_id)
+        if destructive and not deliberate and ready and self.flow.can_run(phase_id):
             gate = DestructiveConfirm(phase_id, self.flow.title(phase_id))
             self.app.push_screen(gate, partial(self._deliberate, phase_id))
             return False
