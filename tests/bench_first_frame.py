@@ -80,6 +80,9 @@ WIZARD = """
 import sys
 from pathlib import Path
 
+from todobox_deploy.core.startup import begin_startup
+
+begin_startup()  # as cli.main does first
 from todobox_deploy.cli import build_parser
 
 args = build_parser().parse_args(["run", "--config", sys.argv[1], "--operator", "bench"])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from todobox_deploy import __version__
 from todobox_deploy.config import ConfigError, DeployConfig, load_config
 from todobox_deploy.core import exits
+from todobox_deploy.core.startup import begin_startup, end_startup
 
 if TYPE_CHECKING:
     from todobox_deploy.engine.flow import DeployFlow
@@ -140,6 +141,7 @@ def _front_end(flow: DeployFlow, *, plain: bool, console: Console) -> int:
     if plain:
         from todobox_deploy.plain import PlainRun
 
+        end_startup()  # the TUI ends it after its first frame
         return PlainRun(flow, console).run()
     from todobox_deploy.tui.app import make_app
 
@@ -228,8 +230,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from todobox_deploy.sandbox.manager import sandbox_up
 
+    end_startup()  # bringing the sandbox up is no startup: it makes and drops many objects
     info = sandbox_up(args.dir, users=args.users, reset=args.reset, state=args.state)
     print(f"sandbox ready in {info.dir} (config {info.config})")
+    begin_startup()
     code = run_deploy(load_config(info.config), operator=args.operator)
     print(f"the sandbox keeps running; stop it with: todobox-deploy sandbox down --dir {info.dir}")
     return code
@@ -334,15 +338,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = getattr(args, "handler", None)
-    if handler is None:  # a sub-parser that sets its own entry point
-        from todobox_deploy.sandbox.cli import run_sandbox_command
+OPENS_A_FRONT_END = ("run", "rollback", "demo")
+"""Commands whose first frame (or first line) waits on startup: tuned for it until then (core/startup.py)."""
 
-        return run_sandbox_command(args)
-    result: int = handler(args)
-    return result
+
+def main(argv: Sequence[str] | None = None) -> int:
+    begin_startup()  # ended by the front end once it is up (core/startup.py), or on the way out
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command not in OPENS_A_FRONT_END:
+            end_startup()
+        handler = getattr(args, "handler", None)
+        if handler is None:  # a sub-parser that sets its own entry point
+            from todobox_deploy.sandbox.cli import run_sandbox_command
+
+            return run_sandbox_command(args)
+        result: int = handler(args)
+        return result
+    finally:
+        end_startup()
 
 
 if __name__ == "__main__":

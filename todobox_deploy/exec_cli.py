@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import getpass
 import os
-import secrets as pysecrets
 import shlex
 import sys
 import threading
@@ -15,20 +14,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from todobox_deploy.core.streams import Stream
-from todobox_deploy.remote.errors import (
-    AuthenticationFailed,
-    CommandCancelled,
-    CommandKilled,
-    ConfigProblem,
-    HostKeyError,
-    HostUnreachable,
-    LinkLost,
-    RemoteError,
-)
-
 if TYPE_CHECKING:
     from todobox_deploy.config import DeployConfig
+    from todobox_deploy.core.streams import Stream
     from todobox_deploy.remote.connection import SshConnection
     from todobox_deploy.remote.secrets import Secrets
 
@@ -113,9 +101,22 @@ class _Output:
 
 
 def run_exec_command(args: argparse.Namespace) -> int:
+    # Loaded here, not with the module: every command builds this parser (cli.build_parser).
+    import secrets as pysecrets
+
     from todobox_deploy.config import ConfigError, load_config
     from todobox_deploy.remote.connection import SshConnection
     from todobox_deploy.remote.detached import FollowStopped
+    from todobox_deploy.remote.errors import (
+        AuthenticationFailed,
+        CommandCancelled,
+        CommandKilled,
+        ConfigProblem,
+        HostKeyError,
+        HostUnreachable,
+        LinkLost,
+        RemoteError,
+    )
     from todobox_deploy.remote.prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
 
     argv = list(args.command)

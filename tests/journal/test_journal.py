@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from todobox_deploy.journal import GENESIS, Journal, JournalCheck, last_entry, verify_journal
-from todobox_deploy.journal.journal import encode_entry
+from todobox_deploy.journal.journal import GENESIS, Journal, encode_entry, last_entry
+from todobox_deploy.journal.verify import JournalCheck, verify_journal
 
 
 def _lines(path: Path) -> list[bytes]:

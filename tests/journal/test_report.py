@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from todobox_deploy.journal import Journal, journal_report, report_file
-from todobox_deploy.journal.report import code
+from todobox_deploy.journal.journal import Journal
+from todobox_deploy.journal.report import code, journal_report, report_file
 
 HOSTILE = "dump \x1b[2J [bold]red[/bold] a|b\nnext \x7f\x85\x9b <script>"
 

@@ -182,3 +182,24 @@ def build_app(scripted: ScriptedPhases, journal_path: Path) -> Callable[..., Dep
 def _no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(Input, "cursor_blink", False)
     yield
+
+
+@pytest.fixture
+def snap_compare(snap_compare: Callable[..., bool]) -> Callable[..., bool]:
+    """pytest-textual-snapshot's ``snap_compare``, each run starting once the wizard is whole: its details'
+    Markdown mounts right after the first frame, and a snapshot must not depend on when it is taken."""
+
+    def compare(app: DeployApp, *, run_before: Callable[[Any], Any] | None = None, **kwargs: Any) -> bool:
+        async def whole_then(pilot: Any) -> None:
+            for _ in range(250):
+                if app.wizard is not None and app.wizard.details_body is not None:
+                    break
+                await pilot.pause(0.02)
+            else:
+                raise AssertionError("the wizard's details never mounted")
+            if run_before is not None:
+                await run_before(pilot)
+
+        return snap_compare(app, run_before=whole_then, **kwargs)
+
+    return compare

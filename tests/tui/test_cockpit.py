@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, Footer, Input, Markdown
+from textual.widgets import Button, Input, Markdown
 from textual.widgets._toast import Toast
 
 from todobox_deploy.core.context import DeployContext
@@ -304,17 +304,6 @@ async def test_help_lists_every_key(build_app: Callable[..., DeployApp]) -> None
         await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen))
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
-
-
-async def test_80x24_keeps_quit_and_signoff_in_the_footer(build_app: Callable[..., DeployApp]) -> None:
-    app = build_app(config=DEMO_CONFIG)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
-        footer = wizard(app).query_one(Footer)
-        keys = {k.description: k for k in footer.query("FooterKey")}  # type: ignore[attr-defined]
-        for description in ("Quit", "Sign-off", "Run next", "Confirm", "Keys"):
-            key = keys[description]
-            assert key.region.right <= 80 and key.region.width > len(description), description
 
 
 async def test_notifications_never_cover_a_gate(

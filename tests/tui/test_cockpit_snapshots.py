@@ -51,9 +51,7 @@ def test_docs_view(
 
     async def show_docs(pilot: Pilot[Any]) -> None:
         wizard(app).checklist_tree.select_id("predeploy.read_summary")
-        await wait_for(
-            pilot, lambda: "Migration fix summary" in wizard(app).query_one("#details-body").source
-        )  # type: ignore[attr-defined]
+        await wait_for(pilot, lambda: "Migration fix summary" in wizard(app).details_shown)
         await pilot.press("z")  # the details panel zoomed, to read the document
         await pilot.pause(0.1)
         wizard(app).query_one("#details").scroll_to(y=8, animate=False)

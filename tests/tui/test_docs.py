@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from git import Repo
-from textual.widgets import Markdown
 
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.engine.docs import NOT_FETCHED, read_docs
@@ -113,7 +112,7 @@ def test_document_made_inert_but_kept_markdown() -> None:
 
 
 def details_text(app: DeployApp) -> str:
-    return wizard(app).query_one("#details-body", Markdown).source
+    return wizard(app).details_shown
 
 
 async def test_docs_shown_in_details_and_journaled(

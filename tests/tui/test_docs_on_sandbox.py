@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from git import Repo
-from textual.widgets import Markdown
 
 from todobox_deploy.checklist import CHECKLIST
 from todobox_deploy.config import DeployConfig, load_config
@@ -31,7 +30,7 @@ TITLE = "Migration fix summary: d1f2e3c4b5a6"  # the first line of the fix commi
 
 def details(app: DeployApp) -> str:
     """The details panel's text, Markdown escapes removed."""
-    return wizard(app).query_one("#details-body", Markdown).source.replace("\\", "")
+    return wizard(app).details_shown.replace("\\", "")
 
 
 def open_flow(

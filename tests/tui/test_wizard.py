@@ -9,6 +9,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from rich.style import Style
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, TextArea
 
@@ -75,6 +76,27 @@ async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployAp
         assert "operator alice" in status and "next: backup" in status
         header = str(app.screen.query_one("#header-facts").render())
         assert "prod-app-1.example.com" in header  # the host is in the header
+
+
+async def test_tree_measures_each_label_as_drawn(build_app: Callable[..., DeployApp]) -> None:
+    """The tree's cheap label measure (no drawing) equals the width of the drawn label, for every node,
+    collapsed and expanded, with each kind of status icon."""
+    app = build_app(config=DEMO_CONFIG)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        tree = wizard(app).checklist_tree
+        tree.update_state({"backup": PhaseStatus.FAILED}, {"predeploy.read_summary"})
+        style = Style()
+        for expanded in (False, True):
+            for node in CHECKLIST.walk():
+                tree_node = tree.node_for(node.id) if node is not CHECKLIST else tree.root
+                assert tree_node is not None
+                if tree_node.allow_expand and expanded:
+                    tree_node.expand()
+                elif tree_node.allow_expand:
+                    tree_node.collapse()
+                drawn = tree.render_label(tree_node, style, style).cell_len
+                assert tree.get_label_width(tree_node) == drawn, node.id
 
 
 async def test_run_streams_lines_into_log(

@@ -2,7 +2,7 @@
 
 from todobox_deploy.checklist.data import CHECKLIST, PHASES, build_checklist
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
-from todobox_deploy.checklist.progress import DeployProgress, SignOffReport
+from todobox_deploy.checklist.progress import DeployProgress
 
 __all__ = [
     "CHECKLIST",
@@ -10,6 +10,5 @@ __all__ = [
     "ChecklistNode",
     "DeployProgress",
     "NodeKind",
-    "SignOffReport",
     "build_checklist",
 ]

@@ -396,4 +396,11 @@ def build_checklist() -> ChecklistNode:
 
 
 CHECKLIST: ChecklistNode = build_checklist()
+
+DOCS: dict[str, str] = {
+    "predeploy.read_summary": "MIGRATION_FIX_SUMMARY.md",
+    "predeploy.read_analysis": "MIGRATION_ANALYSIS.md",
+}
+"""Checklist item id -> the document it asks the operator to read (a path in the app's repository): the
+cockpit shows it as it is in the commit being deployed (engine/docs.py)."""
 PHASES: tuple[str, ...] = CHECKLIST.phases()

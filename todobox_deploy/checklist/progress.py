@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+
+if TYPE_CHECKING:
+    from todobox_deploy.checklist.report import ItemReport, SignOffReport
 
 ACCEPTABLE = frozenset({PhaseStatus.OK, PhaseStatus.WARNING, PhaseStatus.SKIPPED})
 """Outcomes an operator may confirm to unlock the next phase; anything else must be re-run."""
@@ -27,38 +31,6 @@ class Confirmation:
     outcome: PhaseOutcome | None = None
     unattended: bool = False  # given by --yes, not by a person who looked
     by_hand: bool = False  # the phase was carried out by hand, not by the engine
-
-
-@dataclass(frozen=True)
-class PhaseReport:
-    node: ChecklistNode
-    status: PhaseStatus
-    outcome: PhaseOutcome | None
-    confirmation: Confirmation | None
-
-
-@dataclass(frozen=True)
-class ItemReport:
-    node: ChecklistNode
-    confirmation: Confirmation | None
-
-
-@dataclass(frozen=True)
-class SignOffReport:
-    """An immutable snapshot for the sign-off screen."""
-
-    title: str
-    operator: str
-    host: str | None
-    generated_at: datetime
-    phases: tuple[PhaseReport, ...]
-    post_deploy: tuple[ItemReport, ...]
-    success: tuple[ItemReport, ...]
-    other_manual: tuple[ItemReport, ...]
-
-    @property
-    def complete(self) -> bool:
-        return all(p.confirmation is not None and p.confirmation.accepted for p in self.phases)
 
 
 class DeployProgress:
@@ -163,6 +135,8 @@ class DeployProgress:
         return all(self.is_confirmed(p) for p in self.order)
 
     def report(self, operator: str, host: str | None, now: datetime) -> SignOffReport:
+        from todobox_deploy.checklist.report import ItemReport, PhaseReport, SignOffReport
+
         def items(section_id: str) -> tuple[ItemReport, ...]:
             section = self.checklist.find(section_id)
             nodes = section.manual_items() if section else ()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from todobox_deploy.checklist.data import DOCS
 from todobox_deploy.config import AppConfig, DeployConfig
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.engine.flow import describe
@@ -23,12 +24,6 @@ if TYPE_CHECKING:
     from git import Repo
 
     from todobox_deploy.remote.connection import CommandResult
-
-DOCS: dict[str, str] = {
-    "predeploy.read_summary": "MIGRATION_FIX_SUMMARY.md",
-    "predeploy.read_analysis": "MIGRATION_ANALYSIS.md",
-}
-"""Checklist item id -> the document it asks the operator to read (a path in the repository)."""
 
 NOT_FETCHED = "available after the pre-flight fetched the target commit"
 MAX_BYTES = 1_000_000

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
-from todobox_deploy.checklist.progress import Confirmation, DeployProgress, SignOffReport
+from todobox_deploy.checklist.progress import Confirmation, DeployProgress
 from todobox_deploy.core import exits
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
@@ -27,6 +27,7 @@ from todobox_deploy.engine.phases.spec import PhaseCall, PhaseSpec
 from todobox_deploy.engine.transcript import Transcript
 
 if TYPE_CHECKING:
+    from todobox_deploy.checklist.report import SignOffReport
     from todobox_deploy.engine.lock import HostLock
     from todobox_deploy.engine.session import DeploySession
 

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from todobox_deploy.checklist.progress import Confirmation, ItemReport
+from todobox_deploy.checklist.progress import Confirmation
+from todobox_deploy.checklist.report import ItemReport
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
 from todobox_deploy.core.text import inert
 from todobox_deploy.engine.flow import DeployFlow

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from todobox_deploy.sandbox.defaults import DEFAULT_USERS, default_directory
-from todobox_deploy.sandbox.procs import SandboxError
 from todobox_deploy.sandbox.states import DEFAULT_STATE, STATES
 
 if TYPE_CHECKING:
     from todobox_deploy.sandbox.manager import SandboxInfo
 
 # The manager (and what it imports) loads when a sandbox command runs: every other command builds this
-# parser too.
+# parser too, and the wizard's first frame waits for it (tests/bench_first_frame.py).
 
 
 def add_sandbox_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -125,6 +124,8 @@ def _down(args: argparse.Namespace) -> int:
 
 def run_sandbox_command(args: argparse.Namespace) -> int:
     """Dispatch ``sandbox up|status|down``; returns the exit status (1 on a sandbox error)."""
+    from todobox_deploy.sandbox.procs import SandboxError
+
     handlers = {"up": _up, "status": _status, "down": _down}
     try:
         return handlers[args.sandbox_command](args)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from todobox_deploy.sandbox.appdb import BUG_REVISION, FIX_REVISION
-from todobox_deploy.sandbox.procs import SandboxError
 
 CodeLine = Literal["base", "startup-query", "renamed-wsgi"]
 DEFAULT_STATE = "bug"
@@ -74,6 +73,8 @@ STATES: dict[str, SandboxState] = {
 
 def state_named(name: str) -> SandboxState:
     """The state called ``name``; SandboxError naming the known states otherwise."""
+    from todobox_deploy.sandbox.procs import SandboxError
+
     try:
         return STATES[name]
     except KeyError:

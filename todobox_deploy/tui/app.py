@@ -59,10 +59,24 @@ class DeployApp(App[int]):
     def host(self) -> str | None:
         return self.flow.host
 
-    def on_mount(self) -> None:
-        # Pushed (not the default screen) so that later screen switches have somewhere to return to.
+    def get_default_screen(self) -> WizardScreen:
+        # The wizard is the bottom of the screen stack: every other screen is pushed on it and popped back
+        # to it. (Pushing it on Textual's blank default screen drew the screen twice before the first frame.)
         self.wizard = WizardScreen(self.flow, clock=self.clock, max_log_lines=self.max_log_lines)
-        self.push_screen(self.wizard)
+        return self.wizard
+
+    def post_display_hook(self) -> None:
+        """After each display: the wizard's first frame lets the rest of its screen load.
+
+        A display inside a batch (while screens mount) writes nothing: Textual's ``_batch_count`` says so.
+        Were that to change, the rest would load before the first frame instead of after it: slower (the
+        first-frame benchmark would show it), never wrong."""
+        wizard = self.wizard
+        if wizard is None or wizard.first_frame_shown or getattr(self, "_batch_count", False):
+            return
+        if self.screen is wizard and wizard.painted:
+            wizard.first_frame_shown = True
+            self.call_later(wizard.after_first_frame)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "show_signoff" and is_gate(self.screen):

@@ -6,7 +6,8 @@ with its control characters made inert (``for_markdown_document``).
 
 from __future__ import annotations
 
-from todobox_deploy.engine.docs import DOCS, CommitCheck, DocsReading
+from todobox_deploy.checklist.data import DOCS
+from todobox_deploy.engine.docs import CommitCheck, DocsReading
 from todobox_deploy.tui.text import for_markdown, for_markdown_document
 
 

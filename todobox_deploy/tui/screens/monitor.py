@@ -21,13 +21,14 @@ from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from todobox_deploy.engine.monitor import TailSpec, resolve, run_tail, tail_specs
 from todobox_deploy.tui.messages import LogBatch
 from todobox_deploy.tui.sink import make_log_sink
 from todobox_deploy.tui.text import for_display
+from todobox_deploy.tui.widgets.footer import DeployFooter
 from todobox_deploy.tui.widgets.tail_pane import TailPane
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class MonitorScreen(Screen[None]):
             for spec in self.specs:
                 with TabPane(Content(spec.title), id=f"tab-{spec.id}"):
                     yield TailPane(spec.id, max_lines=self.max_lines, id=f"tail-{spec.id}")
-        yield Footer()
+        yield DeployFooter()
 
     def on_mount(self) -> None:
         self.title = "todobox-deploy · monitoring"

@@ -111,6 +111,7 @@ class SignOffScreen(Screen[None]):
         Binding("b", "bundle", "Support bundle", id="signoff.bundle", show=False),
     ]
     AUTO_FOCUS = "#signoff-body"
+    CSS_PATH = "signoff.tcss"
 
     def __init__(self, flow: DeployFlow) -> None:
         super().__init__()

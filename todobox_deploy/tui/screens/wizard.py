@@ -14,12 +14,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Markdown, Static, Tree
+from textual.widgets import Static, Tree
 
+from todobox_deploy.checklist.data import DOCS
 from todobox_deploy.checklist.model import ChecklistNode, NodeKind
 from todobox_deploy.core.outcome import PhaseStatus
+from todobox_deploy.core.startup import end_startup
 from todobox_deploy.core.streams import HOST_STREAMS
-from todobox_deploy.engine.docs import DOCS
 from todobox_deploy.engine.flow import DeployFlow, GateRefused, describe
 from todobox_deploy.tui.cockpit import cockpit_for
 from todobox_deploy.tui.messages import DocsRead, LogBatch, PhaseFinished, PhaseStarted
@@ -30,10 +31,13 @@ from todobox_deploy.tui.widgets.footer import DeployFooter
 from todobox_deploy.tui.widgets.log_pane import GUTTER, LogPane
 
 if TYPE_CHECKING:
+    from textual.widgets import Markdown
+
     from todobox_deploy.tui.screens.confirm import Answer
 
-# The gates, the sign-off, the docs rendering and the phase sink load on first use: the first frame
-# needs none of them (tests/bench_first_frame.py).
+# The gates, the sign-off, the docs rendering and the phase sink load on first use, and the details'
+# Markdown widget right after the first frame: the first frame needs none of them
+# (tests/bench_first_frame.py).
 
 Clock = Callable[[], datetime]
 DocsKey = tuple[str, str | None, str | None]
@@ -127,14 +131,16 @@ class WizardScreen(Screen[None]):
         self._docs: dict[DocsKey, str] = {}  # the docs panel's Markdown by what it was read for
         self._docs_reading: set[DocsKey] = set()
         self._details_text: str | None = None  # what the details panel shows
+        self.first_frame_shown = False  # set by the app once this screen's first frame is written
+        self._rest_loaded = False
 
     def _first_node(self) -> ChecklistNode | None:
         first = self.flow.next_phase()
         return self.checklist.find_phase(first) if first else None
 
     def compose(self) -> ComposeResult:
-        # The details start with the first phase's text: the Markdown widget renders it as it mounts (each
-        # update re-parses and re-mounts the document, and the first frame waits for it).
+        # The details start with the first phase's title; its text comes in the Markdown widget, mounted
+        # right after the first frame (parsing and mounting the document would hold that frame back).
         self.selected = self._first_node() or self.checklist
         self._details_text = self._details(self.selected)
         yield DeployHeader(id="header")
@@ -142,7 +148,7 @@ class WizardScreen(Screen[None]):
             yield ChecklistTree(self.checklist, id="tree")
             with Vertical(id="wizard-right"):
                 with VerticalScroll(id="details"):
-                    yield Markdown(self._details_text, id="details-body", open_links=False)
+                    yield Static(Text(self.selected.title, style="bold"), id="details-title")
                 yield LogPane(max_lines=self._max_log_lines, id="logpane")
         yield Static(id="status-line")
         yield DeployFooter()
@@ -162,6 +168,40 @@ class WizardScreen(Screen[None]):
             tree.select_id(node.id)
         if node is not None and node.phase in self.progress.outcomes:
             self.call_after_refresh(self.review_phase, node.phase)  # resumed: its evidence is waiting
+        # The app calls after_first_frame once this screen's first frame is out; should that ever not
+        # happen (a display that never comes), the details still come.
+        self.set_timer(1.0, self.after_first_frame, name="first-frame-fallback")
+
+    @property
+    def painted(self) -> bool:
+        """Whether a frame of this screen has been drawn (its footer, the last widget, was rendered)."""
+        return self.query_one(DeployFooter).painted
+
+    def after_first_frame(self) -> None:
+        """What the first frame did not wait for: the details' Markdown; then the startup is over."""
+        self.first_frame_shown = True
+        if self._rest_loaded or not self.is_mounted:
+            return
+        self._rest_loaded = True
+        from textual.widgets import Markdown
+
+        body = Markdown(self._details_text, id="details-body", open_links=False)
+        self.query_one("#details", VerticalScroll).mount(body)
+        self.query_one("#details-title").remove()
+        self.call_after_refresh(end_startup)  # the interpreter's startup tuning (core/startup.py) ends here
+
+    @property
+    def details_body(self) -> Markdown | None:
+        """The details' Markdown widget, once mounted (right after the first frame)."""
+        from textual.widgets import Markdown
+
+        return next(self.query("#details-body").results(Markdown), None)
+
+    @property
+    def details_shown(self) -> str:
+        """The details' Markdown as shown ("" before it mounts)."""
+        body = self.details_body
+        return body.source if body is not None else ""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Cancel is offered (and shown) only while a phase runs; running another only while none does."""
@@ -210,7 +250,9 @@ class WizardScreen(Screen[None]):
         text = self._details(node)
         if text != self._details_text:  # the same text again (a re-selection, a refresh) is not re-parsed
             self._details_text = text
-            self.query_one("#details-body", Markdown).update(text)
+            body = self.details_body
+            if body is not None:  # else it mounts with this text
+                body.update(text)
         if node.phase is not None:
             self.log_pane.show_phase(node.phase)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -42,11 +42,12 @@ class ChecklistTree(Tree[ChecklistNode]):
     ChecklistTree { scrollbar-size-vertical: 1; }
     """
 
-    @dataclass
     class ConfirmRequested(Message):
         """The operator asked to confirm (or un-confirm) a MANUAL item."""
 
-        item: ChecklistNode
+        def __init__(self, item: ChecklistNode) -> None:
+            super().__init__()
+            self.item = item
 
     def __init__(self, checklist: ChecklistNode, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(Text(checklist.title), data=checklist, id=id)
@@ -55,6 +56,8 @@ class ChecklistTree(Tree[ChecklistNode]):
         self.phase_status: dict[str, PhaseStatus] = {}
         self.confirmed: set[str] = set()
         self._by_id: dict[str, TreeNode[ChecklistNode]] = {}
+        self._styled_for: object = None  # the theme variables the icon styles were parsed for
+        self._icon_styles: dict[str, Style] = {}
         self._build_nodes(self.root, checklist)
         self.root.expand()
 
@@ -112,10 +115,33 @@ class ChecklistTree(Tree[ChecklistNode]):
         if state is None:
             return label
         glyph, variable = ICONS[state]
-        value = self.app.theme_variables.get(variable)
-        style = Style(color=Color.parse(value).rich_color) if value else Style()
-        icon = Text(glyph + " ", style=style)
-        return Text.assemble(icon, label)
+        return Text.assemble(Text(glyph + " ", style=self._icon_style(variable)), label)
+
+    def _icon_style(self, variable: str) -> Style:
+        """The colour of a theme variable, parsed once per theme."""
+        variables = self.app.theme_variables
+        if variables is not self._styled_for:
+            self._styled_for, self._icon_styles = variables, {}
+        style = self._icon_styles.get(variable)
+        if style is None:
+            value = variables.get(variable)
+            style = self._icon_styles[variable] = (
+                Style(color=Color.parse(value).rich_color) if value else Style()
+            )
+        return style
+
+    def get_label_width(self, node: TreeNode[ChecklistNode]) -> int:
+        """What ``render_label`` draws, measured without drawing it: the tree measures every line it
+        lays out (Textual's documented hook for a cheaper measure)."""
+        data = node.data
+        icon = 2 if data is not None and self.state_of(data) is not None else 0
+        toggle = (
+            cell_len(self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE)
+            if node.allow_expand
+            else 0
+        )
+        label = node.label
+        return icon + toggle + cell_len(label.plain if isinstance(label, Text) else label)
 
     def action_confirm_item(self) -> None:
         tree_node = self.cursor_node

@@ -3,9 +3,8 @@ downtime clock (red while the app is down, from ``app_down_at`` until ``app_up_a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -31,8 +30,7 @@ def _parse(stamp: str | None) -> datetime | None:
         return None
 
 
-@dataclass(frozen=True)
-class HeaderFacts:
+class HeaderFacts(NamedTuple):
     facts: str  # host │ commit │ db
     elapsed: str
     downtime: str

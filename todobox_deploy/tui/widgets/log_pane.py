@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.strip import Strip
-from textual.widgets import Input, Label, Log
+from textual.widgets import Input, Log, Static
 
 from todobox_deploy.core.streams import Stream
 from todobox_deploy.tui.text import for_display, lines_for_display
@@ -121,10 +121,10 @@ class LogPane(Vertical):
         self.ingested = 0
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="log-status")
+        yield Static("", id="log-status")
         # A little headroom so "lines not painted" markers survive next to a full window.
         yield PhaseLog(max_lines=self.max_lines + 16, auto_scroll=True, id="log")
-        yield SearchInput(placeholder="Search this phase's log (enter: find, escape: close)", id="log-search")
+        # The search box is mounted on the first ``/`` (new_search_input): the first frame does without it.
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.fps, self.drain, name="log-drain")
@@ -228,7 +228,7 @@ class LogPane(Vertical):
     def _update_status(self) -> None:
         if not self.is_mounted:
             return
-        label = self.query_one("#log-status", Label)
+        label = self.query_one("#log-status", Static)
         parts = [f"log: {self.viewing or '-'}", "follow: on" if self.follow else "follow: off (f)"]
         if self.new_lines:
             parts.append(f"{self.new_lines} new lines (f/end to follow)")
@@ -247,10 +247,18 @@ class LogPane(Vertical):
 
     # --- search --------------------------------------------------------------------------------------
 
+    def new_search_input(self) -> SearchInput:
+        """The search box, made on the first ``/``."""
+        placeholder = "Search this phase's log (enter: find, escape: close)"
+        return SearchInput(placeholder=placeholder, id="log-search")
+
     def action_open_search(self) -> None:
-        box = self.query_one(SearchInput)
+        box = next(iter(self.query(SearchInput)), None)
+        if box is None:
+            box = self.new_search_input()
+            self.mount(box)
         box.display = True
-        box.focus()
+        self.call_after_refresh(box.focus)  # mounted by then
 
     @on(Input.Submitted, "#log-search")
     def _search_submitted(self, event: Input.Submitted) -> None:

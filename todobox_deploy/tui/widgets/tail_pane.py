@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
-from textual.widgets import Label
+from textual.widgets import Label, Static
 
 from todobox_deploy.tui.text import for_display
 from todobox_deploy.tui.widgets.log_pane import LogPane, PhaseLog, SearchInput
@@ -40,9 +40,11 @@ class TailPane(LogPane):
 
     def compose(self) -> ComposeResult:
         yield Label("", id="tail-state")
-        yield Label("", id="log-status")
+        yield Static("", id="log-status")
         yield PhaseLog(max_lines=self.max_lines + 16, auto_scroll=True, id="log")
-        yield TailSearchInput(placeholder="Search this log (enter: find, escape: close)", id="log-search")
+
+    def new_search_input(self) -> SearchInput:
+        return TailSearchInput(placeholder="Search this log (enter: find, escape: close)", id="log-search")
 
     def drain(self) -> int:
         """As LogPane's, but nothing while paused; a tick while the app tears the screen down does nothing."""
