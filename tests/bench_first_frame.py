@@ -12,18 +12,25 @@ process is killed. Medians of ``--repeat`` runs, the modes interleaved:
 Modes:
   bare        a Textual App whose screen is one Static                                     -> baseline
   wizard      what ``todobox-deploy run --config FILE`` does up to its first frame, minus the network:
-              the CLI's module and parser, the config loaded, the real phase registry in a DeployFlow
-              (journal and transcripts in a temp dir), ``make_app(flow).run()``; marker: the wizard's
-              status line, which its on_mount writes (so the tree, details and log pane are laid out)
+              the startup tuning (core/startup.py), the CLI's module and parser, the config loaded, the
+              real phase registry in a DeployFlow (journal and transcripts in a temp dir),
+              ``make_app(flow).run()``; marker: the wizard's status line, in the frame that shows the
+              tree, the header, the details' title, the log pane's frame and the footer (the details'
+              Markdown and the log itself mount right after it)
   wizard-ssh  the same plus what ``run_deploy`` imports and builds before it connects (the launch, the
               plain console for the resume prompt, paramiko's SshConnection, the DeploySession; nothing
               connects): the cost of the modules the connection needs, without the network
 Target (issue 9): wizard <= bare + 50 ms.
+
+The package is byte-compiled first (``compileall``), as an installed package is: this environment may set
+PYTHONDONTWRITEBYTECODE, and compiling todobox_deploy's sources in every run would add about 35 ms that an
+installed wizard does not pay (Textual's own bytecode is in site-packages already).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import fcntl
 import os
 import pty
@@ -83,9 +90,9 @@ from pathlib import Path
 from todobox_deploy.core.startup import begin_startup
 
 begin_startup()  # as cli.main does first
-from todobox_deploy.cli import build_parser
+from todobox_deploy.cli import parse_args
 
-args = build_parser().parse_args(["run", "--config", sys.argv[1], "--operator", "bench"])
+args = parse_args(["run", "--config", sys.argv[1], "--operator", "bench"])
 from todobox_deploy.config import load_config
 
 config = load_config(args.config)
@@ -181,6 +188,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="unrecorded runs per mode first")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose todobox_deploy runs")
     args = parser.parse_args()
+    compileall.compile_dir(args.root.resolve() / "todobox_deploy", quiet=1)
     cols, rows = (int(n) for n in args.size.split("x"))
     times: dict[str, list[float]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="first-frame-config-") as tmp:

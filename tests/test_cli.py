@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from run_helpers import private_config
 
+from todobox_deploy.cli import SUBCOMMANDS, build_parser
 from todobox_deploy.sandbox.manager import SandboxInfo
 
 
@@ -31,6 +32,26 @@ def test_checklist_command_lists_every_section() -> None:
     assert out.returncode == 0, out.stderr
     for title in ("Pre-Deployment", "Check Database Before Migration", "Rollback", "Success Criteria"):
         assert title in out.stdout
+
+
+def test_the_top_level_help_lists_every_command() -> None:
+    out = cli("--help")
+    assert out.returncode == 0, out.stderr
+    for name in SUBCOMMANDS:
+        assert name in out.stdout, name
+
+
+def test_a_command_gets_the_same_parser_alone_as_in_the_whole() -> None:
+    """``parse_args`` builds only the parser of the command being run: its usage, help and errors must be
+    those of the whole parser's; an unknown command still gets the error listing every choice."""
+    for name in SUBCOMMANDS:
+        alone = build_parser(name)._subparsers._group_actions[0].choices[name]  # type: ignore[union-attr]
+        whole = build_parser()._subparsers._group_actions[0].choices[name]  # type: ignore[union-attr]
+        assert alone.format_help() == whole.format_help(), name
+    out = cli("runn", "--config", "x.toml")
+    assert out.returncode == 2 and "invalid choice: 'runn'" in out.stderr and "sandbox" in out.stderr
+    out = cli("run", "--confg", "x.toml")
+    assert out.returncode == 2 and "usage: todobox-deploy run" in out.stderr
 
 
 def test_missing_config_exits_2_with_a_clear_message(tmp_path: Path) -> None:

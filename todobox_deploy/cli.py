@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from todobox_deploy import __version__
 from todobox_deploy.config import ConfigError, DeployConfig, load_config
@@ -253,52 +253,45 @@ def _cmd_checklist(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from todobox_deploy.exec_cli import add_exec_parser
-    from todobox_deploy.sandbox.cli import add_sandbox_parser
-
-    parser = argparse.ArgumentParser(prog="todobox-deploy", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    for name, handler, what in (
-        ("run", _cmd_run, "run the deploy on a deploy config (the wizard, or --plain line output)"),
-        (
-            "rollback",
+def _add_run(sub: Any, name: str) -> None:
+    """``run`` and ``rollback``: the same options (``--online`` is run's only)."""
+    handler, what = {
+        "run": (_cmd_run, "run the deploy on a deploy config (the wizard, or --plain line output)"),
+        "rollback": (
             _cmd_rollback,
             "undo the newest deploy of this host: downgrade or restore (whichever fits the state found), "
             "the previous commit, the app started and verified",
         ),
-    ):
-        run = sub.add_parser(
-            name, help=what, epilog=exits.HELP, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        run.add_argument("--config", required=True, type=Path, help="the deploy config (TOML)")
-        run.add_argument("--operator", default=getpass.getuser(), help="who is deploying (default: $USER)")
+    }[name]
+    run = sub.add_parser(
+        name, help=what, epilog=exits.HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    run.add_argument("--config", required=True, type=Path, help="the deploy config (TOML)")
+    run.add_argument("--operator", default=getpass.getuser(), help="who is deploying (default: $USER)")
+    run.add_argument("--plain", action="store_true", help="line output and [y/N] prompts on stdin, no TUI")
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --plain: answer every gate yes (manual items are confirmed as unattended)",
+    )
+    run.add_argument(
+        "--take-over-lock",
+        action="store_true",
+        help="take the host's deploy lock over from a deploy that is gone (asks you to type it)",
+    )
+    if name == "run":
         run.add_argument(
-            "--plain", action="store_true", help="line output and [y/N] prompts on stdin, no TUI"
-        )
-        run.add_argument(
-            "--yes",
+            "--online",
             action="store_true",
-            help="with --plain: answer every gate yes (manual items are confirmed as unattended)",
+            help="with --plain --yes: when the rehearsal found the migration purely additive, migrate "
+            "while the old code serves and restart into the new code (default: the checklist's "
+            "order, stop - migrate - start)",
         )
-        run.add_argument(
-            "--take-over-lock",
-            action="store_true",
-            help="take the host's deploy lock over from a deploy that is gone (asks you to type it)",
-        )
-        if name == "run":
-            run.add_argument(
-                "--online",
-                action="store_true",
-                help="with --plain --yes: when the rehearsal found the migration purely additive, migrate "
-                "while the old code serves and restart into the new code (default: the checklist's "
-                "order, stop - migrate - start)",
-            )
-        run.set_defaults(handler=handler)
+    run.set_defaults(handler=handler)
 
-    journal = sub.add_parser("journal", help="check a session journal")
+
+def _add_journal(sub: Any, name: str) -> None:
+    journal = sub.add_parser(name, help="check a session journal")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
     verify = jsub.add_parser(
         "verify", help="exit 0 when the hash chain is intact, 1 naming the first bad line"
@@ -306,13 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file", type=Path)
     verify.set_defaults(handler=_cmd_journal_verify)
 
-    report = sub.add_parser("report", help="a session journal as Markdown")
+
+def _add_report(sub: Any, name: str) -> None:
+    report = sub.add_parser(name, help="a session journal as Markdown")
     report.add_argument("file", type=Path)
     report.add_argument("--output", "-o", type=Path, default=None, help="write to a file instead of stdout")
     report.set_defaults(handler=_cmd_report)
 
+
+def _add_bundle(sub: Any, name: str) -> None:
     bundle = sub.add_parser(
-        "bundle", help="a .tar.gz of one session for support: journal, transcripts, sign-off, report, config"
+        name, help="a .tar.gz of one session for support: journal, transcripts, sign-off, report, config"
     )
     bundle.add_argument(
         "session", type=Path, nargs="?", default=None, help="session folder (default: newest)"
@@ -320,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("--output", "-o", type=Path, default=None, help="where to write the .tar.gz")
     bundle.set_defaults(handler=_cmd_bundle)
 
-    demo = sub.add_parser("demo", help="bring up the local sandbox and run the wizard against it")
+
+def _add_demo(sub: Any, name: str) -> None:
+    demo = sub.add_parser(name, help="bring up the local sandbox and run the wizard against it")
     demo.add_argument("--dir", type=Path, default=None, help="sandbox directory")
     demo.add_argument("--users", type=int, default=200_000, help="seeded users (default 200000)")
     demo.add_argument("--reset", action="store_true", help="rebuild the sandbox's broken state first")
@@ -330,12 +329,58 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--operator", default=getpass.getuser())
     demo.set_defaults(handler=_cmd_demo)
 
-    checklist = sub.add_parser("checklist", help="print the checklist tree with ids and kinds")
+
+def _add_checklist(sub: Any, name: str) -> None:
+    checklist = sub.add_parser(name, help="print the checklist tree with ids and kinds")
     checklist.set_defaults(handler=_cmd_checklist)
 
+
+def _add_sandbox(sub: Any, name: str) -> None:
+    from todobox_deploy.sandbox.cli import add_sandbox_parser
+
     add_sandbox_parser(sub)
+
+
+def _add_exec(sub: Any, name: str) -> None:
+    from todobox_deploy.exec_cli import add_exec_parser
+
     add_exec_parser(sub)
+
+
+SUBCOMMANDS: dict[str, Callable[[Any, str], None]] = {
+    "run": _add_run,
+    "rollback": _add_run,
+    "journal": _add_journal,
+    "report": _add_report,
+    "bundle": _add_bundle,
+    "demo": _add_demo,
+    "checklist": _add_checklist,
+    "sandbox": _add_sandbox,
+    "exec": _add_exec,
+}
+"""Each sub-command and what adds its parser, in the order ``--help`` lists them."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. Given the sub-command about to run (``command``, a known name), only its parser is
+    built: its usage, help and errors are the same, and the other sub-commands' parsers and modules are
+    not built or imported (the wizard's first frame waits on this, tests/bench_first_frame.py). Without
+    it, or for a name that is not a sub-command, the whole parser (for ``--help`` and the error that
+    lists the choices)."""
+    parser = argparse.ArgumentParser(prog="todobox-deploy", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    names = [command] if command in SUBCOMMANDS else list(SUBCOMMANDS)
+    for name in names:
+        SUBCOMMANDS[name](sub, name)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``argv`` (default: the process's arguments) parsed by the parser its sub-command needs."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args and not args[0].startswith("-") else None
+    return build_parser(command).parse_args(args)
 
 
 OPENS_A_FRONT_END = ("run", "rollback", "demo")
@@ -345,7 +390,7 @@ OPENS_A_FRONT_END = ("run", "rollback", "demo")
 def main(argv: Sequence[str] | None = None) -> int:
     begin_startup()  # ended by the front end once it is up (core/startup.py), or on the way out
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         if args.command not in OPENS_A_FRONT_END:
             end_startup()
         handler = getattr(args, "handler", None)

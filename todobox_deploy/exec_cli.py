@@ -101,7 +101,7 @@ class _Output:
 
 
 def run_exec_command(args: argparse.Namespace) -> int:
-    # Loaded here, not with the module: every command builds this parser (cli.build_parser).
+    # Loaded here, not with the module: the whole parser (for --help) builds this one (cli.build_parser).
     import secrets as pysecrets
 
     from todobox_deploy.config import ConfigError, load_config

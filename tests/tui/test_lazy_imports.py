@@ -21,6 +21,13 @@ LATER = (
     "todobox_deploy.tui.bundle",
     "todobox_deploy.tui.docs_view",
     "todobox_deploy.engine.signoff",
+    "todobox_deploy.engine.docs",
+    "todobox_deploy.checklist.report",  # the sign-off's snapshot types
+    "todobox_deploy.journal.report",
+    "todobox_deploy.journal.verify",
+    "todobox_deploy.sandbox.cli",  # other sub-commands' parsers: `run` builds only its own
+    "todobox_deploy.exec_cli",
+    "textual.widgets._markdown",  # the details' Markdown mounts right after the first frame
     "todobox_deploy.sandbox.manager",
     "todobox_deploy.engine.phases.backup",  # each phase's body loads on its first run
     "todobox_deploy.engine.phases.rehearsal",
@@ -44,8 +51,8 @@ def test_the_wizard_and_the_cli_parser_load_nothing_that_waits_for_first_use() -
     loaded = _run(
         f"""
         import json, sys
-        from todobox_deploy.cli import build_parser
-        build_parser()
+        from todobox_deploy.cli import parse_args
+        parse_args(["run", "--config", "deploy.toml"])
         import todobox_deploy.tui.app
         import todobox_deploy.tui.screens.wizard
         print(json.dumps([m for m in {LATER!r} if m in sys.modules]))

@@ -22,6 +22,7 @@ from todobox_deploy.tui.screens.gates import DestructiveConfirm
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.screens.wizard import WizardScreen
 from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
+from todobox_deploy.tui.widgets.deploy_header import DeployHeader
 from todobox_deploy.tui.widgets.log_pane import LogPane
 
 from .conftest import DEMO_CONFIG, FROZEN, JournalView, Script, ScriptedPhases
@@ -74,7 +75,7 @@ async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployAp
         assert tree.cursor_node.data.id == "predeploy.backup"  # the first phase is preselected
         status = str(app.screen.query_one("#status-line").render())
         assert "operator alice" in status and "next: backup" in status
-        header = str(app.screen.query_one("#header-facts").render())
+        header = str(app.screen.query_one(DeployHeader).render())
         assert "prod-app-1.example.com" in header  # the host is in the header
 
 

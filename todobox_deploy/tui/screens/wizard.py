@@ -149,7 +149,7 @@ class WizardScreen(Screen[None]):
             with Vertical(id="wizard-right"):
                 with VerticalScroll(id="details"):
                     yield Static(Text(self.selected.title, style="bold"), id="details-title")
-                yield LogPane(max_lines=self._max_log_lines, id="logpane")
+                yield LogPane(max_lines=self._max_log_lines, defer_log=True, id="logpane")
         yield Static(id="status-line")
         yield DeployFooter()
 
@@ -178,7 +178,8 @@ class WizardScreen(Screen[None]):
         return self.query_one(DeployFooter).painted
 
     def after_first_frame(self) -> None:
-        """What the first frame did not wait for: the details' Markdown; then the startup is over."""
+        """What the first frame did not wait for: the details' Markdown and the log itself; then the
+        startup is over."""
         self.first_frame_shown = True
         if self._rest_loaded or not self.is_mounted:
             return
@@ -188,6 +189,7 @@ class WizardScreen(Screen[None]):
         body = Markdown(self._details_text, id="details-body", open_links=False)
         self.query_one("#details", VerticalScroll).mount(body)
         self.query_one("#details-title").remove()
+        self.log_pane.mount_log()
         self.call_after_refresh(end_startup)  # the interpreter's startup tuning (core/startup.py) ends here
 
     @property

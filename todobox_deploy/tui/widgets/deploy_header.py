@@ -4,12 +4,11 @@ downtime clock (red while the app is down, from ``app_down_at`` until ``app_up_a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Horizontal
-from textual.widgets import Static
+from textual.reactive import reactive
+from textual.widget import Widget
 
 from todobox_deploy.core.context import DeployContext
 from todobox_deploy.tui.text import for_display
@@ -64,21 +63,38 @@ def header_facts(
     return HeaderFacts(facts, elapsed, f"downtime {(up - down).total_seconds():.1f} s", "up")
 
 
-class DeployHeader(Horizontal):
-    """One line at the top of the wizard; :meth:`show` repaints it (the screen calls it every second)."""
+class DeployHeader(Widget):
+    """One line at the top of the wizard, one widget: the facts at the left (cut with an ellipsis when the
+    terminal is narrow), the elapsed time and the downtime clock at the right. :meth:`show` repaints it
+    (the screen calls it every second)."""
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="header-facts")
-        yield Static(id="header-elapsed")
-        yield Static(id="header-downtime")
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "deploy-header--elapsed",
+        "deploy-header--down",
+        "deploy-header--up",
+    }
+    DEFAULT_CSS = """
+    DeployHeader { height: 1; }
+    DeployHeader > .deploy-header--elapsed { color: $text-muted; }
+    DeployHeader > .deploy-header--down { background: $error; color: $text; text-style: bold; }
+    DeployHeader > .deploy-header--up { background: $success 30%; color: $text; }
+    """
+
+    facts: reactive[HeaderFacts | None] = reactive(None)
+    """What is shown (None before the first :meth:`show`)."""
 
     def show(self, facts: HeaderFacts) -> None:
-        self.query_one("#header-facts", Static).update(
-            Text(for_display(" " + facts.facts), no_wrap=True, overflow="ellipsis")
-        )
-        self.query_one("#header-elapsed", Static).update(facts.elapsed)
-        downtime = self.query_one("#header-downtime", Static)
-        downtime.update(facts.downtime)
-        downtime.set_class(facts.state == "down", "-down")
-        downtime.set_class(facts.state == "up", "-up")
-        downtime.display = facts.state != "none"
+        self.facts = facts
+
+    def render(self) -> Text:
+        facts = self.facts
+        if facts is None:
+            return Text()
+        right = Text.assemble((f" {facts.elapsed} ", self.get_component_rich_style("deploy-header--elapsed")))
+        if facts.state != "none":
+            style = self.get_component_rich_style(f"deploy-header--{facts.state}")
+            right.append(f" {facts.downtime} ", style)
+        room = max(0, self.size.width - right.cell_len)
+        left = Text(for_display(" " + facts.facts), no_wrap=True, overflow="ellipsis", end="")
+        left.truncate(room, overflow="ellipsis", pad=True)
+        return Text.assemble(left, right, no_wrap=True, end="")

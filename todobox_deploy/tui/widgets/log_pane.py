@@ -107,8 +107,11 @@ class LogPane(Vertical):
         max_lines: int = 10_000,
         tick_cap: int = 2_000,
         fps: float = 30.0,
+        defer_log: bool = False,
         id: str | None = None,  # noqa: A002 - Textual's own keyword
     ) -> None:
+        """``defer_log``: the log itself mounts with :meth:`mount_log` (the wizard's first frame shows the
+        pane, its status line and an empty area without it); meanwhile lines wait in the window."""
         super().__init__(id=id)
         self.max_lines = max_lines
         self.tick_cap = tick_cap
@@ -119,12 +122,21 @@ class LogPane(Vertical):
         self._pending: deque[str] = deque(maxlen=max_lines)
         self._skipped = 0  # lines that fell out of the pending deque before they could be painted
         self.ingested = 0
+        # A little headroom so "lines not painted" markers survive next to a full window.
+        self._log = PhaseLog(max_lines=max_lines + 16, auto_scroll=True, id="log")
+        self._defer_log = defer_log
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-status")
-        # A little headroom so "lines not painted" markers survive next to a full window.
-        yield PhaseLog(max_lines=self.max_lines + 16, auto_scroll=True, id="log")
+        if not self._defer_log:
+            yield self._log
         # The search box is mounted on the first ``/`` (new_search_input): the first frame does without it.
+
+    def mount_log(self) -> None:
+        """Mount the deferred log (a no-op once it is); what waited is painted from the next tick."""
+        if not self._log.is_attached:
+            self.mount(self._log, after="#log-status")
+            self.call_after_refresh(self._log.scroll_end, animate=False)
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.fps, self.drain, name="log-drain")
@@ -132,7 +144,12 @@ class LogPane(Vertical):
 
     @property
     def log_widget(self) -> PhaseLog:
-        return self.query_one(PhaseLog)
+        """The log (before a deferred one mounts: its lines are empty, and the pane's methods wait)."""
+        return self._log
+
+    @property
+    def log_ready(self) -> bool:
+        return self._log.is_mounted
 
     # --- ingest (UI thread) -------------------------------------------------------------------------
 
@@ -172,6 +189,8 @@ class LogPane(Vertical):
         """Write at most ``tick_cap`` pending lines in one call; returns how many were written."""
         log = self.log_widget
         pending = self._pending
+        if not log.is_mounted:  # a deferred log: the lines wait
+            return 0
         if not pending:
             if self.new_lines and log.is_vertical_scroll_end:
                 self.new_lines = 0
@@ -201,21 +220,24 @@ class LogPane(Vertical):
         self._pending.clear()
         self._skipped = 0
         log = self.log_widget
-        log.clear()
-        log.match_line = None
+        if log.is_mounted:  # else it is empty: nothing was written to it yet
+            log.clear()
+            log.match_line = None
         self.new_lines = 0
         if phase_id is not None:
             self._pending.extend(self._windows.get(phase_id, ()))
             self.drain()  # the rest follows on the next ticks
-        log.scroll_end(animate=False)
+        if log.is_mounted:
+            log.scroll_end(animate=False)
         self._update_status()
 
     def follow_tail(self) -> None:
         """Turn follow on and jump to the newest line."""
         self.follow = True
-        self.log_widget.match_line = None
-        self.log_widget.scroll_end(animate=False, immediate=True)
         self.new_lines = 0
+        if self.log_widget.is_mounted:
+            self.log_widget.match_line = None
+            self.log_widget.scroll_end(animate=False, immediate=True)
 
     # --- follow and status ---------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ class TailPane(LogPane):
     def compose(self) -> ComposeResult:
         yield Label("", id="tail-state")
         yield Static("", id="log-status")
-        yield PhaseLog(max_lines=self.max_lines + 16, auto_scroll=True, id="log")
+        yield self.log_widget
 
     def new_search_input(self) -> SearchInput:
         return TailSearchInput(placeholder="Search this log (enter: find, escape: close)", id="log-search")
