@@ -49,7 +49,7 @@ from todobox_deploy.tui.screens.gates import DestructiveConfirm
 from todobox_deploy.tui.screens.monitor import MonitorScreen
 from todobox_deploy.tui.screens.search import SessionSearchScreen
 from todobox_deploy.tui.screens.wizard import WizardScreen
-from todobox_deploy.tui.widgets.footer import ESSENTIAL
+from todobox_deploy.tui.widgets.footer import ESSENTIAL, DeployFooter
 
 SIZE = (140, 42)
 SMALL = (80, 24)
@@ -231,13 +231,10 @@ class Shots:
         wizard.checklist_tree.focus()  # back from the docs to the next step
         await pilot.resize_terminal(*SMALL)
         await self.quiet(0.5)
-        footer_keys = {
-            getattr(k, "action", ""): k
-            for k in _wizard(app).query("FooterKey")  # textual's footer keys
-        }
+        footer = _wizard(app).query_one(DeployFooter)
         for action in ESSENTIAL:
-            key = footer_keys[action]
-            assert key.region.width > 0 and key.region.right <= SMALL[0], (action, key.region)
+            span = footer.region_of(action)
+            assert span is not None and span[1] <= SMALL[0], (action, span)
         self.shot("wizard_80x24")
         await pilot.resize_terminal(*SIZE)
         await pilot.pause(0.3)
@@ -272,6 +269,7 @@ class Shots:
     async def run(self, config: DeployConfig, info: SandboxInfo) -> None:
         app = self.app
         await self.until(lambda: app.wizard is not None and app.screen is app.wizard)
+        await self.until(lambda: app.wizard is not None and app.wizard.details_body is not None)
         await self.pilot.pause(0.5)
         self.shot("wizard_start")
         await self.common_issue()
