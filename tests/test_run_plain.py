@@ -245,7 +245,7 @@ def test_plain_deploy_answered_line_by_line_fixes_the_app(
     (signed,) = events(journal, "signed_off")
     assert signed["signed_by"] == "alice"
     signoff = (journal.parent / "signoff.md").read_text()
-    assert "Signed by: alice" in signoff and "| Migration completed without errors | pass |" in signoff
+    assert "Signed by: alice" in signoff and "| Migration completed without errors | ✔ pass |" in signoff
     assert json.loads((journal.parent / "signoff.json").read_text())["signed_by"] == "alice"
     assert re.findall(r"(?m)^== .* \((\w+)\) ==$", run.output) == list(PHASES)
 

@@ -9,6 +9,7 @@ Written as ``signoff.md`` and ``signoff.json`` beside the journal; the signature
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,24 +162,44 @@ def build_signoff(flow: DeployFlow, signed_by: str | None = None) -> Signoff:
     )
 
 
-def signoff_markdown(s: Signoff) -> str:
-    """The sign-off as Markdown (host text made inert, table cells escaped)."""
+Escape = Callable[[str], str]
+"""Makes a value from the host or the journal literal Markdown (one line, safe in a table cell)."""
 
-    def cell(text: str) -> str:
-        return inert(text).replace("|", "\\|")
+VERDICT_LABELS: dict[str, str] = {
+    "pass": "✔ pass",
+    "fail": "**✘ fail**",
+    "by hand": "✎ by hand",
+    "unattended": "**⚠ unattended**",
+    "no evidence": "**∅ no evidence**",
+}
 
-    state = "COMPLETE" if s.complete else "NOT COMPLETE"
+
+def how_confirmed(p: SignoffPhase) -> str:
+    """How a phase came to be confirmed, in words (Markdown)."""
+    if not p.confirmed_by:
+        return "**not confirmed**"
+    if p.by_hand:
+        return "by hand, no evidence"
+    if p.unattended:
+        return "unattended (--yes)"
+    return "evidence skipped on purpose" if p.status == "skipped" else "evidence reviewed"
+
+
+def signoff_facts(s: Signoff, escape: Escape) -> list[str]:
+    """Host, operator, session, downtime and signature, as a Markdown list."""
+    return [
+        f"- Host: {escape(s.host or '-')}",
+        f"- Operator: {escape(s.operator)}",
+        f"- Session: {escape(s.session or '-')}",
+        f"- Downtime: {escape(s.downtime)}",
+        f"- Signed by: {escape(s.signed_by) if s.signed_by else 'not signed yet'}",
+    ]
+
+
+def signoff_tables(s: Signoff, escape: Escape) -> list[str]:
+    """The phases with how each was confirmed, then the post-deployment checklist and the success criteria
+    with their verdicts and evidence, as Markdown tables."""
     lines = [
-        f"# Sign-off: {cell(s.title)}",
-        "",
-        f"**{state}**" + ("" if s.complete else ": " + "; ".join(cell(p) for p in s.problems)),
-        "",
-        f"- Host: {cell(s.host)}",
-        f"- Operator: {cell(s.operator)}",
-        f"- Session: `{cell(s.session)}`",
-        f"- Downtime: {cell(s.downtime)}",
-        f"- Signed by: {cell(s.signed_by) if s.signed_by else 'not signed'}",
-        f"- Written: {s.generated_at}",
         "",
         "## Phases",
         "",
@@ -186,14 +207,36 @@ def signoff_markdown(s: Signoff) -> str:
         "|---|---|---|---|---|---|",
     ]
     for p in s.phases:
-        how = "by hand" if p.by_hand else ("unattended" if p.unattended else "")
-        lines.append(
-            f"| {cell(p.title)} | {p.status} | {cell(p.confirmed_by) or 'not confirmed'} | {p.confirmed_at} "
-            f"| {how} | {cell(p.summary)} |"
+        cells = (
+            escape(p.title),
+            escape(p.status),
+            escape(p.confirmed_by) or "-",
+            escape(p.confirmed_at) or "-",
         )
-    for heading, group in (("Post-Deployment Checklist", s.post_deploy), ("Success Criteria", s.success)):
-        lines += ["", f"## {heading}", "", "| Item | Verdict | Evidence |", "|---|---|---|"]
-        lines += [f"| {cell(i.title)} | {i.verdict} | {cell(i.evidence)} |" for i in group]
+        lines.append(f"| {' | '.join(cells)} | {how_confirmed(p)} | {escape(p.summary) or '-'} |")
+    for heading, items in (("Post-Deployment Checklist", s.post_deploy), ("Success Criteria", s.success)):
+        lines += ["", f"## {heading}", ""]
+        if not items:
+            lines.append("*none*")
+            continue
+        lines += ["| Item | Verdict | Evidence |", "|---|---|---|"]
+        for i in items:
+            verdict = VERDICT_LABELS.get(i.verdict, escape(i.verdict))
+            lines.append(f"| {escape(i.title)} | {verdict} | {escape(i.evidence)} |")
+    return lines
+
+
+def _cell(text: str) -> str:
+    """The file's escape: control characters shown as escapes, ``|`` kept inside its table cell."""
+    return inert(text).replace("|", "\\|")
+
+
+def signoff_markdown(s: Signoff) -> str:
+    """``signoff.md``: the title, where it stands (every problem named), the facts, when it was written,
+    and the tables (the screen shows the same facts and tables: ``signoff_tables``)."""
+    state = "**COMPLETE**" if s.complete else "**NOT COMPLETE**: " + "; ".join(_cell(p) for p in s.problems)
+    lines = [f"# Sign-off: {_cell(s.title)}", "", state, "", *signoff_facts(s, _cell)]
+    lines += [f"- Written: {s.generated_at}", *signoff_tables(s, _cell)]
     return "\n".join(lines) + "\n"
 
 

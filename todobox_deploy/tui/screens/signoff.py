@@ -19,77 +19,27 @@ from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Label, Markdown, Static
 
 from todobox_deploy.engine.flow import DeployFlow
-from todobox_deploy.engine.signoff import Signoff, SignoffItem, build_signoff, sign
+from todobox_deploy.engine.signoff import Signoff, build_signoff, sign, signoff_facts, signoff_tables
 from todobox_deploy.tui.bundle import write_bundle_in_background
 from todobox_deploy.tui.text import for_display, for_markdown
 from todobox_deploy.tui.widgets.footer import DeployFooter
 from todobox_deploy.tui.widgets.ordered_input import OrderedInput
 
 PROBLEMS_SHOWN = 8
-VERDICTS: dict[str, str] = {
-    "pass": "✔ pass",
-    "fail": "**✘ fail**",
-    "by hand": "✎ by hand",
-    "unattended": "**⚠ unattended**",
-    "no evidence": "**∅ no evidence**",
-}
-
-
-def _how(confirmed_by: str, by_hand: bool, unattended: bool, status: str) -> str:
-    if not confirmed_by:
-        return "**not confirmed**"
-    if by_hand:
-        return "by hand, no evidence"
-    if unattended:
-        return "unattended (--yes)"
-    return "evidence skipped on purpose" if status == "skipped" else "evidence reviewed"
-
-
-def _items(heading: str, items: tuple[SignoffItem, ...]) -> list[str]:
-    lines = ["", f"## {heading}", ""]
-    if not items:
-        return [*lines, "*none*"]
-    lines += ["| Item | Verdict | Evidence |", "|---|---|---|"]
-    lines += [
-        f"| {for_markdown(i.title)} | {VERDICTS.get(i.verdict, for_markdown(i.verdict))} | "
-        f"{for_markdown(i.evidence)} |"
-        for i in items
-    ]
-    return lines
 
 
 def signoff_view(s: Signoff) -> str:
-    """The sign-off as Markdown for the screen: every value from the host or the journal is inert."""
-    lines = [
-        f"- Host: {for_markdown(s.host or '-')}",
-        f"- Operator: {for_markdown(s.operator)}",
-        f"- Downtime: {for_markdown(s.downtime)}",
-        f"- Session: {for_markdown(s.session or '-')}",
-        f"- Signed by: {for_markdown(s.signed_by) if s.signed_by else 'not signed yet'}",
-    ]
+    """The sign-off as Markdown for the screen: the facts, why it is not complete (what was done by hand
+    or failed first), and the tables the file has too. Every value from the host or the journal is inert."""
+    lines = signoff_facts(s, for_markdown)
     if s.problems:
         urgent = sorted(s.problems, key=lambda p: not p.endswith(("done by hand, no evidence", ": fail")))
-        shown = urgent[:PROBLEMS_SHOWN]  # what was done by hand or failed first
+        shown = urgent[:PROBLEMS_SHOWN]
         lines += ["", "## Not complete because", ""]
         lines += [f"- {for_markdown(p)}" for p in shown]
         if len(s.problems) > len(shown):
             lines.append(f"- … and {len(s.problems) - len(shown)} more: see each verdict below")
-    lines += [
-        "",
-        "## Phases",
-        "",
-        "| Phase | Status | Confirmed by | At | How | Summary |",
-        "|---|---|---|---|---|---|",
-    ]
-    for p in s.phases:
-        how = _how(p.confirmed_by, p.by_hand, p.unattended, p.status)
-        lines.append(
-            f"| {for_markdown(p.title)} | {for_markdown(p.status)} | {for_markdown(p.confirmed_by) or '-'} | "
-            f"{for_markdown(p.confirmed_at) or '-'} | {how} | {for_markdown(p.summary) or '-'} |"
-        )
-    lines += _items("Post-Deployment Checklist", s.post_deploy)
-    lines += _items("Success Criteria", s.success)
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *signoff_tables(s, for_markdown)]) + "\n"
 
 
 def banner(s: Signoff) -> Text:
