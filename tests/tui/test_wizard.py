@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from textual.widgets import Button, DataTable, Input, TextArea
 
 from todobox_deploy.checklist import CHECKLIST, PHASES
 from todobox_deploy.core.outcome import PhaseOutcome, PhaseStatus
+from todobox_deploy.core.startup import begin_startup, end_startup
 from todobox_deploy.tui.app import DeployApp
 from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
@@ -77,6 +80,26 @@ async def test_tree_has_all_top_level_sections(build_app: Callable[..., DeployAp
         assert "operator alice" in status and "next: backup" in status
         header = str(app.screen.query_one(DeployHeader).render())
         assert "prod-app-1.example.com" in header  # the host is in the header
+
+
+async def test_the_rest_mounts_after_the_first_frame_and_the_startup_ends(
+    build_app: Callable[..., DeployApp],
+) -> None:
+    """The first frame shows the details' title and the log pane's frame; the Markdown and the log mount
+    right after it, and the startup tuning (collector off, short switch interval) ends there."""
+    interval = sys.getswitchinterval()
+    begin_startup()
+    try:
+        app = build_app(config=DEMO_CONFIG)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = wizard(app)
+            await wait_for(pilot, lambda: screen.details_body is not None and screen.log_pane.log_ready)
+            assert screen.first_frame_shown and not screen.query("#details-title")
+            assert "Backup production database" in screen.details_shown
+            await wait_for(pilot, gc.isenabled)
+            assert sys.getswitchinterval() == interval
+    finally:
+        end_startup()
 
 
 async def test_tree_measures_each_label_as_drawn(build_app: Callable[..., DeployApp]) -> None:

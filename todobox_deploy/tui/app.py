@@ -74,7 +74,7 @@ class DeployApp(App[int]):
         wizard = self.wizard
         if wizard is None or wizard.first_frame_shown or getattr(self, "_batch_count", False):
             return
-        if self.screen is wizard and wizard.painted:
+        if wizard.painted:  # drawn, on top or behind a gate (a resumed session opens on its evidence)
             wizard.first_frame_shown = True
             self.call_later(wizard.after_first_frame)
 
