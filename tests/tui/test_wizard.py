@@ -102,6 +102,22 @@ async def test_the_rest_mounts_after_the_first_frame_and_the_startup_ends(
         end_startup()
 
 
+async def test_selecting_a_node_inside_a_collapsed_section_lands_on_it(
+    build_app: Callable[..., DeployApp],
+) -> None:
+    app = build_app(config=DEMO_CONFIG)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        tree = wizard(app).checklist_tree
+        for node in CHECKLIST.walk():
+            if node is CHECKLIST:
+                continue
+            for section in tree.root.children:
+                section.collapse()
+            tree.select_id(node.id)
+            assert tree.cursor_node is not None and tree.cursor_node.data is node, node.id
+
+
 async def test_tree_measures_each_label_as_drawn(build_app: Callable[..., DeployApp]) -> None:
     """The tree's cheap label measure (no drawing) equals the width of the drawn label, for every node,
     collapsed and expanded, with each kind of status icon."""

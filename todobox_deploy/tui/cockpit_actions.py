@@ -94,9 +94,7 @@ class Cockpit:
         """Select a checklist node in the wizard (its details panel shows it)."""
         wizard = self.wizard
         if wizard is not None:
-            tree = wizard.checklist_tree
-            tree.select_id(node_id)  # expands a collapsed section: its lines are rebuilt on the next look
-            tree.select_id(node_id)  # so the second call lands on the node itself
+            wizard.checklist_tree.select_id(node_id)
 
     def show_match(self, match: IssueMatch) -> None:
         """The matched line in its log: the tail's tab, or the phase's log in the wizard."""

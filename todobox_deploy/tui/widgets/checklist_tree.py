@@ -106,6 +106,7 @@ class ChecklistTree(Tree[ChecklistNode]):
         while parent is not None:
             parent.expand()
             parent = parent.parent
+        _ = self.last_line  # lays the lines out again now: an expanded section's nodes get their line numbers
         self.move_cursor(tree_node)
 
     def render_label(self, node: TreeNode[ChecklistNode], base_style: Style, style: Style) -> Text:
