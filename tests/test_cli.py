@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,20 @@ def test_a_command_gets_the_same_parser_alone_as_in_the_whole() -> None:
     assert out.returncode == 2 and "invalid choice: 'runn'" in out.stderr and "sandbox" in out.stderr
     out = cli("run", "--confg", "x.toml")
     assert out.returncode == 2 and "usage: todobox-deploy run" in out.stderr
+
+
+def test_a_listing_whose_reader_went_away_ends_quietly() -> None:
+    """``checklist | head``: the reader may go away before the listing is written (here it is gone before
+    the first byte: ``| true``). The command ends with 0 and no traceback; under ``pipefail`` its own exit
+    code is the pipeline's."""
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{shlex.quote(sys.executable)} -m todobox_deploy checklist | true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
 
 
 def test_missing_config_exits_2_with_a_clear_message(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -387,6 +388,10 @@ OPENS_A_FRONT_END = ("run", "rollback", "demo")
 """Commands whose first frame (or first line) waits on startup: tuned for it until then (core/startup.py)."""
 
 
+ONLY_PRINT = ("checklist", "report", "journal")
+"""Commands that only print: a reader that goes away early (``| head``) ends them quietly, with 0."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     begin_startup()  # ended by the front end once it is up (core/startup.py), or on the way out
     try:
@@ -398,7 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from todobox_deploy.sandbox.cli import run_sandbox_command
 
             return run_sandbox_command(args)
-        result: int = handler(args)
+        try:
+            result: int = handler(args)
+        except BrokenPipeError:
+            if args.command not in ONLY_PRINT:
+                raise
+            # `todobox-deploy checklist | head`: the reader has what it wanted; no traceback at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         return result
     finally:
         end_startup()
