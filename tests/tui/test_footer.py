@@ -59,11 +59,19 @@ async def test_narrow_footer_with_the_log_focused_leaves_the_palette_hint_out(
         await wait_for(pilot, lambda: _footer(app).region_of("command_palette") is None)
 
 
-async def test_a_click_on_a_hint_presses_its_key(build_app: Callable[..., DeployApp]) -> None:
+async def test_a_hint_shows_its_tooltip_and_a_click_presses_its_key(
+    build_app: Callable[..., DeployApp],
+) -> None:
     app = build_app(config=DEMO_CONFIG)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.2)
         span = _footer(app).region_of("show_keys")
         assert span is not None
+        await pilot.hover(DeployFooter, offset=(span[0] + 1, 0))
+        assert _footer(app).tooltip == "Keys"  # the binding's tooltip, else its description
+        run = _footer(app).region_of("run_phase")
+        assert run is not None
+        await pilot.hover(DeployFooter, offset=(run[0] + 1, 0))
+        assert _footer(app).tooltip == "Run the selected automated phase"
         await pilot.click(DeployFooter, offset=(span[0] + 1, 0))
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))

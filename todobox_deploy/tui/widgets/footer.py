@@ -26,6 +26,7 @@ class Hint(NamedTuple):
     description: str
     action: str
     enabled: bool
+    tooltip: str = ""  # shown while the pointer rests on the hint
 
 
 class DeployFooter(Widget, can_focus=False):
@@ -77,16 +78,14 @@ class DeployFooter(Widget, can_focus=False):
         seen: set[str] = set()
         hints: list[Hint] = []
         palette: Hint | None = None
-        for key, (_node, binding, enabled, _tooltip) in self.screen.active_bindings.items():
-            if key == palette_key and palette is None:
-                display = app.get_key_display(binding)
-                palette = Hint(binding.key, display, binding.description, binding.action, enabled)
-                continue
-            if not binding.show or binding.action in seen:
-                continue
-            seen.add(binding.action)
+        for key, (_node, binding, enabled, tooltip) in self.screen.active_bindings.items():
             display = app.get_key_display(binding)
-            hints.append(Hint(binding.key, display, binding.description, binding.action, enabled))
+            hint = Hint(binding.key, display, binding.description, binding.action, enabled, tooltip)
+            if key == palette_key and palette is None:
+                palette = hint
+            elif binding.show and binding.action not in seen:
+                seen.add(binding.action)
+                hints.append(hint)
 
         def rank(hint: Hint) -> int:
             return ESSENTIAL.index(hint.action) if hint.action in ESSENTIAL else len(ESSENTIAL)
@@ -127,6 +126,10 @@ class DeployFooter(Widget, can_focus=False):
     def region_of(self, action: str) -> tuple[int, int] | None:
         """The [start, end) cells of the hint for ``action`` as last drawn, or None."""
         return next(((s, e) for s, e, hint in self._spans if hint.action == action), None)
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        hint = next((h for start, end, h in self._spans if start <= event.x < end), None)
+        self.tooltip = (hint.tooltip or hint.description) if hint is not None else None
 
     def on_click(self, event: events.Click) -> None:
         for start, end, hint in self._spans:
