@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import importlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +65,8 @@ def run_deploy(
     from todobox_deploy.remote.prompts import ask_passphrase_on_terminal, ask_trust_on_terminal
 
     interactive = sys.stdin.isatty() and not yes
+    if not plain:
+        _load_in_background("todobox_deploy.tui.app")  # while the host answers
     console = console or Console(yes=yes, online=online)
     conn = SshConnection(
         config.target,
@@ -138,12 +143,38 @@ def _reason(code: int) -> str:
     }.get(code, f"exit {code}")
 
 
+_loading: list[threading.Thread] = []
+
+
+def _load_in_background(module: str) -> None:
+    """Import ``module`` in a daemon thread: the wizard's modules (Textual's among them, about 150 ms of
+    CPU) load while the main thread waits on the host (connect, the DB password, the lock: several round
+    trips), not after; about 70 ms sooner to the first frame against the sandbox. Everything the main
+    thread imports meanwhile is loaded before the thread starts (run_deploy's imports), so the two never
+    import the same package at once. A failure is left to the main thread's own import, which raises it."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name=f"load {module}", daemon=True)
+    _loading.append(thread)
+    thread.start()
+
+
+def _loaded() -> None:
+    """Wait for the background imports (before importing the same modules here)."""
+    while _loading:
+        _loading.pop().join()
+
+
 def _front_end(flow: DeployFlow, *, plain: bool, console: Console) -> int:
     if plain:
         from todobox_deploy.plain import PlainRun
 
         end_startup()  # the TUI ends it after its first frame
         return PlainRun(flow, console).run()
+    _loaded()
     from todobox_deploy.tui.app import make_app
 
     code = make_app(flow).run()
