@@ -5,7 +5,7 @@ Not collected by pytest (no ``test_`` name). Each run is a fresh ``python`` proc
 terminal has received a frame that contains the screen's marker text (ANSI sequences stripped), then the
 process is killed. Medians of ``--repeat`` runs, the modes interleaved:
 
-    python tests/bench_first_frame.py [--repeat 15] [--size 120x36] [--root CHECKOUT]
+    python tests/bench_first_frame.py [--repeat 15] [--size 120x36] [--root CHECKOUT] [--sandbox CONFIG]
 
 ``--root`` measures another checkout's todobox_deploy (e.g. ``git archive`` of an older commit): before/after.
 
@@ -20,6 +20,9 @@ Modes:
   wizard-ssh  the same plus what ``run_deploy`` imports and builds before it connects (the launch, the
               plain console for the resume prompt, paramiko's SshConnection, the DeploySession; nothing
               connects): the cost of the modules the connection needs, without the network
+  run         with ``--sandbox CONFIG``: the real ``todobox-deploy run --config CONFIG`` against a running
+              sandbox (``todobox-deploy sandbox up``; its deploy.toml), the host's round trips included
+              (connect, the DB password, the lock), each run with its own state folder; marker as above
 Target (issue 9): wizard <= bare + 50 ms.
 
 The package is byte-compiled first (``compileall``), as an installed package is: this environment may set
@@ -49,7 +52,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MS = 50.0
 MODES = ("bare", "wizard", "wizard-ssh")
-MARKERS = {"bare": "bare first frame", "wizard": "next: backup", "wizard-ssh": "next: backup"}
+MARKERS = {
+    "bare": "bare first frame",
+    "wizard": "next: backup",
+    "wizard-ssh": "next: backup",
+    "run": "next: backup",
+}
 ANSI = re.compile(rb"\x1b(?:\[[0-9;?<>=$ ]*[A-Za-z~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[()][A-Z0-9]|[=>NOM78c])")
 CONFIG = """\
 [target]
@@ -136,9 +144,12 @@ def _spawn(
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     code = BARE if mode == "bare" else WIZARD
     argv = [sys.executable, "-c", code]
-    if mode != "bare":
+    if mode == "run":  # the real command line (its state folder in the temp dir: no resume offer)
+        argv = [sys.executable, "-m", "todobox_deploy", "run", "--config", str(config), "--operator", "bench"]
+    elif mode != "bare":
         argv += [str(config), str(state), "ssh" if mode == "wizard-ssh" else "local"]
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "PYTHONPATH": str(root)}
+    env["XDG_STATE_HOME"] = str(state)
     proc = subprocess.Popen(
         argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=state, start_new_session=True
     )
@@ -187,26 +198,31 @@ def main() -> None:
     parser.add_argument("--size", default="120x36", help="terminal columns x rows")
     parser.add_argument("--warmup", type=int, default=2, help="unrecorded runs per mode first")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose todobox_deploy runs")
+    parser.add_argument(
+        "--sandbox", type=Path, default=None, help="a running sandbox's deploy.toml: mode run"
+    )
     args = parser.parse_args()
+    modes = (*MODES, "run") if args.sandbox else MODES
     compileall.compile_dir(args.root.resolve() / "todobox_deploy", quiet=1)
     cols, rows = (int(n) for n in args.size.split("x"))
-    times: dict[str, list[float]] = {m: [] for m in MODES}
+    times: dict[str, list[float]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory(prefix="first-frame-config-") as tmp:
         config = Path(tmp) / "deploy.toml"
         config.write_text(CONFIG, encoding="utf-8")
         for i in range(args.warmup + args.repeat):
-            for mode in MODES:
-                ms = first_frame_ms(mode, config, (cols, rows), args.root.resolve())
+            for mode in modes:
+                target = args.sandbox.resolve() if mode == "run" and args.sandbox else config
+                ms = first_frame_ms(mode, target, (cols, rows), args.root.resolve())
                 if i >= args.warmup:
                     times[mode].append(ms)
     median = {m: statistics.median(t) for m, t in times.items()}
     print(f"first frame, {cols}x{rows} pty, {args.root.resolve()}")
     print(f"medians of {args.repeat} fresh processes each (min / max):")
-    for mode in MODES:
+    for mode in modes:
         t = times[mode]
         print(f"  {mode:<11} {median[mode]:7.1f} ms   ({min(t):.1f} / {max(t):.1f})")
     bare = median["bare"]
-    for mode in MODES[1:]:
+    for mode in modes[1:]:
         diff = median[mode] - bare
         print(f"{mode} vs bare: x{median[mode] / bare:.2f}, {diff:+.1f} ms")
     diff = median["wizard"] - bare
