@@ -149,7 +149,7 @@ _loading: list[threading.Thread] = []
 def _load_in_background(module: str) -> None:
     """Import ``module`` in a daemon thread: the wizard's modules (Textual's among them, about 150 ms of
     CPU) load while the main thread waits on the host (connect, the DB password, the lock: several round
-    trips), not after; about 70 ms sooner to the first frame against the sandbox. Everything the main
+    trips), not after: about 60 ms sooner to the first frame against the sandbox. Everything the main
     thread imports meanwhile is loaded before the thread starts (run_deploy's imports), so the two never
     import the same package at once. A failure is left to the main thread's own import, which raises it."""
 
