@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tui.conftest import wait_for
 from tui.test_inert_text import CONTROL, screen_lines, shows
-from tui.test_wizard import wait_for, wizard
+from tui.test_wizard import wizard
 
 from todobox_deploy.checklist import CHECKLIST
 from todobox_deploy.config import load_config

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Input
 
 from todobox_deploy.checklist import CHECKLIST
@@ -184,6 +185,15 @@ def _no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Pause until ``predicate()`` holds (or fail after ``timeout`` seconds)."""
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not met in time")
+
+
 @pytest.fixture
 def snap_compare(snap_compare: Callable[..., bool]) -> Callable[..., bool]:
     """pytest-textual-snapshot's ``snap_compare``, each run starting once the wizard is whole: its details'
@@ -191,12 +201,7 @@ def snap_compare(snap_compare: Callable[..., bool]) -> Callable[..., bool]:
 
     def compare(app: DeployApp, *, run_before: Callable[[Any], Any] | None = None, **kwargs: Any) -> bool:
         async def whole_then(pilot: Any) -> None:
-            for _ in range(250):
-                if app.wizard is not None and app.wizard.details_body is not None:
-                    break
-                await pilot.pause(0.02)
-            else:
-                raise AssertionError("the wizard's details never mounted")
+            await wait_for(pilot, lambda: app.wizard is not None and app.wizard.details_body is not None)
             if run_before is not None:
                 await run_before(pilot)
 

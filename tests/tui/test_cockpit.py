@@ -28,9 +28,9 @@ from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.screens.wizard import WizardScreen
 from todobox_deploy.tui.widgets.deploy_header import DeployHeader, header_facts
 
-from .conftest import DEMO_CONFIG, FROZEN, JournalView, Script, ScriptedPhases
+from .conftest import DEMO_CONFIG, FROZEN, JournalView, Script, ScriptedPhases, wait_for
 from .fakes import FakeHost
-from .test_wizard import SIZE, run_and_confirm, through_gates, wait_for, wizard
+from .test_wizard import SIZE, run_and_confirm, through_gates, wizard
 
 BEFORE = ("backup", "preflight", "rehearsal", "notify")
 DOWN_AT = "2026-11-24T09:29:00.000+00:00"  # a minute before the frozen clock

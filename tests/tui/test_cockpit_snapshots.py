@@ -21,9 +21,9 @@ from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.search import SessionSearchScreen
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 
-from .conftest import DEMO_CONFIG, Script, ScriptedPhases
+from .conftest import DEMO_CONFIG, Script, ScriptedPhases, wait_for
 from .fakes import FakeHost, make_clone, with_local_repo
-from .test_wizard import run_and_confirm, through_gates, wait_for, wizard
+from .test_wizard import run_and_confirm, through_gates, wizard
 
 SnapCompare = Callable[..., bool]
 BIG, SMALL = (120, 36), (80, 24)

@@ -15,9 +15,9 @@ from todobox_deploy.remote.connection import CommandResult
 from todobox_deploy.tui.app import DeployApp
 from todobox_deploy.tui.text import for_markdown, for_markdown_document
 
-from .conftest import DEMO_CONFIG, JournalView, Script, ScriptedPhases
+from .conftest import DEMO_CONFIG, JournalView, Script, ScriptedPhases, wait_for
 from .fakes import MIGRATION, SUMMARY, FakeHost, make_clone, ok, with_local_repo
-from .test_wizard import SIZE, run_and_confirm, wait_for, wizard
+from .test_wizard import SIZE, run_and_confirm, wizard
 
 # -- the engine's reading ------------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from todobox_deploy.remote.connection import SshConnection
 from todobox_deploy.sandbox.manager import SandboxInfo
 from todobox_deploy.tui.app import DeployApp, make_app
 
-from .test_wizard import SIZE, run_and_confirm, wait_for, wizard
+from .conftest import wait_for
+from .test_wizard import SIZE, run_and_confirm, wizard
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -9,8 +9,8 @@ from todobox_deploy.tui.app import DeployApp
 from todobox_deploy.tui.screens.help import HelpScreen
 from todobox_deploy.tui.widgets.footer import ESSENTIAL, DeployFooter
 
-from .conftest import DEMO_CONFIG
-from .test_wizard import wait_for, wizard
+from .conftest import DEMO_CONFIG, wait_for
+from .test_wizard import wizard
 
 
 def _footer(app: DeployApp) -> DeployFooter:

@@ -32,8 +32,8 @@ from todobox_deploy.tui.screens.signoff import SignOffScreen
 from todobox_deploy.tui.screens.wizard import WizardScreen
 from todobox_deploy.tui.text import for_display, for_markdown, for_markup, lines_for_display
 
-from .conftest import FROZEN, JournalView, Script, ScriptedPhases
-from .test_wizard import wait_for, wizard
+from .conftest import FROZEN, JournalView, Script, ScriptedPhases, wait_for
+from .test_wizard import wizard
 
 ESCAPES = "\x1b]0;TITLE\x07\x1b[2J\x1b[H\x1b[32mALL CHECKS PASSED\x1b[0m"
 OSC_TITLE = "\x1b]2;owned\x1b\\ title set"

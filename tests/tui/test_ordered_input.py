@@ -13,7 +13,7 @@ from textual.widgets import Input, Label
 
 from todobox_deploy.tui.screens.gates import DestructiveConfirm, SkipReason
 
-from .test_wizard import wait_for
+from .conftest import wait_for
 
 NAMES = {"_": "underscore", " ": "space"}
 

@@ -12,8 +12,8 @@ from todobox_deploy.tui.app import DeployApp
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.signoff import SignOffScreen
 
-from .conftest import DEMO_CONFIG, Script, ScriptedPhases
-from .test_wizard import through_gates, wait_for
+from .conftest import DEMO_CONFIG, Script, ScriptedPhases, wait_for
+from .test_wizard import through_gates
 
 SIZE = (120, 36)
 SnapCompare = Callable[..., bool]

@@ -28,18 +28,9 @@ from todobox_deploy.tui.widgets.checklist_tree import ChecklistTree
 from todobox_deploy.tui.widgets.deploy_header import DeployHeader
 from todobox_deploy.tui.widgets.log_pane import LogPane
 
-from .conftest import DEMO_CONFIG, FROZEN, JournalView, Script, ScriptedPhases
+from .conftest import DEMO_CONFIG, FROZEN, JournalView, Script, ScriptedPhases, wait_for
 
 SIZE = (120, 36)
-
-
-async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Pause until ``predicate()`` holds (or fail after ``timeout`` seconds)."""
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def wizard(app: DeployApp) -> WizardScreen:

@@ -23,7 +23,8 @@ from todobox_deploy.tui.screens.ask import AskScreen
 from todobox_deploy.tui.screens.confirm import ConfirmPhase
 from todobox_deploy.tui.screens.wizard import WizardScreen
 
-from .test_wizard import SIZE, through_gates, wait_for, wizard
+from .conftest import wait_for
+from .test_wizard import SIZE, through_gates, wizard
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
