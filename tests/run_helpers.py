@@ -14,10 +14,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 PROMPT = "[y/N] "
 JOURNAL_LINE = re.compile(r"(?m)^journal: (\S+)$")  # what run, rollback and demo print first
@@ -115,7 +115,47 @@ def wait_for_event(path: Path, name: str, timeout: float = 60, **match: Any) -> 
     return dict(found[0])
 
 
-class SecretWatch:
+class Poller:
+    """A daemon thread that calls :meth:`poll` every ``interval`` seconds (0: back to back) while the
+    ``with`` block runs; leaving it stops the thread and waits for it (``join_timeout``, None: as long as it
+    takes)."""
+
+    join_timeout: float | None = 10.0
+
+    def __init__(self, interval: float, name: str) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.poll()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.join_timeout)
+
+
+def proc_files(parts: Sequence[str] = ("cmdline", "environ")) -> Iterator[tuple[str, str, bytes]]:
+    """``(pid, part, content)`` of every process's ``/proc/<pid>/<part>`` readable now (a process that
+    ended meanwhile, or a file that cannot be read, is left out)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        for part in parts:
+            try:
+                yield pid, part, Path("/proc", pid, part).read_bytes()
+            except OSError:
+                continue
+
+
+class SecretWatch(Poller):
     """While active, polls every process of this user for ``secret`` in its argv and its environment
     (``/proc/<pid>/cmdline`` and ``environ``); ``hits`` names each process that showed it.
 
@@ -125,34 +165,24 @@ class SecretWatch:
     in ``unreadable``.
     """
 
+    join_timeout = 30.0
+
     def __init__(self, secret: str, interval: float = 0.02) -> None:
         assert secret
+        super().__init__(interval, "secret-watch")
         self.secret = secret.encode()
-        self.interval = interval
         self.hits: dict[int, str] = {}
         self.scans = 0
         self.processes: set[int] = set()  # every pid seen
         self.unreadable: set[int] = set()
         self._before = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="secret-watch")
 
-    def __enter__(self) -> SecretWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _loop(self) -> None:
+    def poll(self) -> None:
         uid = os.getuid()
-        while not self._stop.is_set():
-            for proc in Path("/proc").iterdir():
-                if proc.name.isdigit():
-                    self._check(proc, uid)
-            self.scans += 1
-            self._stop.wait(self.interval)
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                self._check(proc, uid)
+        self.scans += 1
 
     def _check(self, proc: Path, uid: int) -> None:
         try:
@@ -377,28 +407,17 @@ def health_url(config: Path) -> str:
     return url
 
 
-class HealthWatch:
+class HealthWatch(Poller):
     """Polls a health URL every 50 ms while active: when, and what it answered (None: nothing)."""
 
     def __init__(self, url: str) -> None:
+        super().__init__(0.05, "health-watch")
         self.url = url
         self.samples: list[tuple[datetime, int | None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="health-watch")
 
     @property
     def answers(self) -> list[int | None]:
         return [status for _, status in self.samples]
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((datetime.now(UTC), app_status(self.url)))
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> HealthWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def poll(self) -> None:
+        self.samples.append((datetime.now(UTC), app_status(self.url)))

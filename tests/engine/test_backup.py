@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import Poller, proc_files
 
 from todobox_deploy.checklist import CHECKLIST
 from todobox_deploy.config import DeployConfig, load_config
@@ -200,37 +201,24 @@ def test_a_real_backup_is_verified_and_restores_to_the_same_data(env: Env) -> No
     assert not any("detached run" in c for c in again.commands)
 
 
-class ProcWatch:
-    """A thread reading every process's cmdline and environ until stopped: who had the needle, who ran."""
+class ProcWatch(Poller):
+    """Reads every process's cmdline and environ, scan after scan, until stopped: who had the needle,
+    who ran."""
+
+    join_timeout = None
 
     def __init__(self, needle: bytes) -> None:
+        super().__init__(0, "proc-watch")
         self.needle = needle
         self.leaks: list[tuple[str, str]] = []
         self.programs: set[str] = set()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
 
-    def _watch(self) -> None:
-        while not self.stop.is_set():
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                for part in ("cmdline", "environ"):
-                    try:
-                        data = Path("/proc", pid, part).read_bytes()
-                    except OSError:
-                        continue
-                    if self.needle in data:
-                        self.leaks.append((pid, part))
-                    if part == "cmdline" and data:
-                        self.programs.add(os.path.basename(data.split(b"\0", 1)[0]).decode(errors="replace"))
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[ProcWatch]:
-        self.thread.start()
-        try:
-            yield self
-        finally:
-            self.stop.set()
-            self.thread.join()
+    def poll(self) -> None:
+        for pid, part, data in proc_files():
+            if self.needle in data:
+                self.leaks.append((pid, part))
+            if part == "cmdline" and data:
+                self.programs.add(os.path.basename(data.split(b"\0", 1)[0]).decode(errors="replace"))
 
 
 @contextlib.contextmanager
@@ -251,7 +239,7 @@ def bulk_rows(env: Env, rows: int) -> Iterator[None]:
 
 
 def test_the_password_is_never_in_any_process_while_the_dump_runs(env: Env) -> None:
-    with bulk_rows(env, 150_000), ProcWatch(env.password.encode()).watching() as watch:
+    with bulk_rows(env, 150_000), ProcWatch(env.password.encode()) as watch:
         ran = env.run(env.config)
     assert ran.outcome.status is PhaseStatus.OK, ran.outcome.summary
     assert "mariadb-dump" in watch.programs and "gzip" in watch.programs  # the watch really saw the dump

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from run_helpers import Poller, proc_files
 
 from todobox_deploy.config import DeployConfig, MigrateMode, load_config
 from todobox_deploy.core.context import DeployContext
@@ -114,39 +115,23 @@ def _schema(info: SandboxInfo) -> tuple[list[str], bool, bool]:
     return versions, column, index
 
 
-class ProcWatch:
+class ProcWatch(Poller):
     """Polls every /proc/PID/cmdline and environ for a secret while a command runs on the (local) host."""
 
+    join_timeout = None
+
     def __init__(self, secret: str, marker: str) -> None:
+        super().__init__(0.02, "proc-watch")
         self.secret, self.marker = secret.encode(), marker.encode()
         self.leaks: list[str] = []
         self.saw_marker = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            for proc in Path("/proc").iterdir():
-                if not proc.name.isdigit():
-                    continue
-                for name in ("cmdline", "environ"):
-                    try:
-                        data = (proc / name).read_bytes()
-                    except OSError:
-                        continue
-                    if self.secret in data:
-                        self.leaks.append(f"{proc.name}/{name}")
-                    if name == "cmdline" and self.marker in data:
-                        self.saw_marker = True
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> ProcWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def poll(self) -> None:
+        for pid, name, data in proc_files():
+            if self.secret in data:
+                self.leaks.append(f"{pid}/{name}")
+            if name == "cmdline" and self.marker in data:
+                self.saw_marker = True
 
 
 def test_standalone_upgrades_the_bug_state_and_no_password_shows(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from run_helpers import Poller, proc_files
 
 from todobox_deploy.config import DeployConfig, ExpectedSchema, load_config
 from todobox_deploy.core.context import BackupRecord, DeployContext
@@ -401,36 +402,20 @@ def test_without_privileges_or_an_admin_account_it_fails_naming_the_grant(
     assert _scratch_schemas(info) == []
 
 
-class _ProcWatch:
+class _ProcWatch(Poller):
     """Scans every process's cmdline (and environ, where readable) for the secrets while a phase runs."""
 
     def __init__(self, secrets_: list[str]) -> None:
+        super().__init__(0.02, "proc-watch")
         self.needles = [s.encode() for s in secrets_]
         self.hits: list[str] = []
         self.scans = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _loop(self) -> None:
-        while not self.stop.is_set():
-            for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-                for what in ("cmdline", "environ"):
-                    try:
-                        data = Path("/proc", pid, what).read_bytes()
-                    except OSError:
-                        continue
-                    if any(n in data for n in self.needles):
-                        self.hits.append(f"{pid} {what}: {data[:200]!r}")
-            self.scans += 1
-            self.stop.wait(0.02)
-
-    def __enter__(self) -> _ProcWatch:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
+    def poll(self) -> None:
+        for pid, what, data in proc_files():
+            if any(n in data for n in self.needles):
+                self.hits.append(f"{pid} {what}: {data[:200]!r}")
+        self.scans += 1
 
 
 @pytest.fixture
