@@ -133,10 +133,10 @@ class LogPane(Vertical):
         # The search box is mounted on the first ``/`` (new_search_input): the first frame does without it.
 
     def mount_log(self) -> None:
-        """Mount the deferred log (a no-op once it is); what waited is painted from the next tick."""
+        """Mount the deferred log (a no-op once it is); what waited is painted from the next tick, which
+        follows the tail as any tick does."""
         if not self._log.is_attached:
             self.mount(self._log, after="#log-status")
-            self.call_after_refresh(self._log.scroll_end, animate=False)
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.fps, self.drain, name="log-drain")
